@@ -1,0 +1,294 @@
+"""Recipes: YAML files with inheritance, dotlist overrides and typed validation.
+
+A recipe may start with `extends: other.yaml` (a path relative to the recipe). The base is loaded
+first, then the recipe is merged on top, then the command line's `key=value` overrides. The result
+is checked against the dataclasses below: an unknown key fails and names the closest valid key, a
+value of the wrong type fails with the expected type. Fields typed `Sched` accept a number or a
+schedule list (see dreamer.schedule).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import UserError
+from .schedule import check_schedule, is_number
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class Sched:
+    """Marker type: a number or a schedule list."""
+
+
+@dataclass
+class PriorConfig:
+    name: str = "toy"  # "toy", or later a diffusers hub id / local folder
+    view_fidelity: float = 0.7  # toy: share of the mass on references whose view label matches
+    refs_per_object: int = 200  # toy: reference renders per catalogue object
+    catalogue: Optional[str] = None  # toy: YAML file adding user objects from meshes
+
+
+@dataclass
+class GuidanceConfig:
+    method: str = "sds"
+    guidance_scale: Sched = 7.5  # diffusers convention: eps_u + s * (eps_c - eps_u)
+    weighting: str = "sds"  # sds: 1 - abar_t | uniform | fantasia3d
+    min_step_percent: Sched = 0.02
+    max_step_percent: Sched = 0.98
+    sqrt_anneal: bool = False  # HiFA: one deterministic t that decreases with sqrt(progress)
+    grad_clip: Optional[Sched] = None  # elementwise clip of g (score debiasing uses a schedule)
+    view_dependent_prompting: bool = True
+
+
+@dataclass
+class CameraConfig:
+    batch_size: int = 1
+    width: list = field(default_factory=lambda: [64])
+    height: list = field(default_factory=lambda: [64])
+    resolution_milestones: list = field(default_factory=list)
+    elevation_range: list = field(default_factory=lambda: [-10.0, 45.0])
+    azimuth_range: list = field(default_factory=lambda: [-180.0, 180.0])
+    distance_range: list = field(default_factory=lambda: [2.4, 2.4])
+    fovy_range: list = field(default_factory=lambda: [40.0, 40.0])
+    batch_uniform_azimuth: bool = True
+    light_distance_range: list = field(default_factory=lambda: [0.8, 1.5])
+    front_threshold: float = 45.0
+    back_threshold: float = 45.0
+    overhead_threshold: float = 60.0
+    eval_elevation: float = 15.0
+    eval_distance: float = 2.4
+    eval_fovy: float = 40.0
+    eval_resolution: int = 128
+
+
+@dataclass
+class HashGridConfig:
+    n_levels: int = 16
+    n_features_per_level: int = 2
+    log2_hashmap_size: int = 19
+    base_resolution: int = 16
+    per_level_scale: float = 1.447269237440378
+
+
+@dataclass
+class GeometryConfig:
+    type: str = "nerf"
+    radius: float = 1.0
+    pos_encoding: HashGridConfig = field(default_factory=HashGridConfig)
+    mlp_width: int = 64
+    mlp_layers: int = 1
+    density_activation: str = "softplus"  # softplus | exp
+    density_bias: str = "blob_magic3d"  # blob_magic3d | blob_dreamfusion | none
+    density_blob_scale: float = 10.0
+    density_blob_std: float = 0.5
+    normal_type: str = "finite_difference"  # finite_difference | analytic
+    finite_difference_eps: float = 0.01
+    isosurface_threshold: float = 10.0
+
+
+@dataclass
+class RendererConfig:
+    num_samples_per_ray: int = 64
+    randomized: bool = True
+    occupancy_resolution: int = 32
+    occupancy_update_every: int = 16
+    occupancy_threshold: float = 0.01
+    occupancy_warmup_steps: int = 64
+    eval_chunk_size: int = 65536
+    backend: str = "auto"  # auto | torch | nerfacc
+
+
+@dataclass
+class MaterialConfig:
+    ambient_light: float = 0.3
+    diffuse_light: float = 0.7
+    ambient_only_steps: int = 0
+    shaded_prob: float = 1.0  # after ambient_only_steps: chance a render is shaded by a light
+    textureless_prob: float = 0.0  # of shaded renders: chance the albedo is replaced by white
+
+
+@dataclass
+class BackgroundConfig:
+    type: str = "solid"  # solid | mlp
+    color: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    random_aug_prob: float = 0.0  # chance a render uses a random solid colour instead
+
+
+@dataclass
+class OptimizerConfig:
+    lr_encoding: Sched = 0.01
+    lr_mlp: Sched = 0.001
+    lr_background: Sched = 0.001
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    eps: float = 1e-15
+
+
+@dataclass
+class LossConfig:
+    lambda_sds: Sched = 1.0
+    lambda_orient: Sched = 0.0
+    lambda_sparsity: Sched = 0.0
+    lambda_opaque: Sched = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 600
+    val_every: int = 100
+    checkpoint_every: int = 50
+    max_consecutive_bad_steps: int = 20
+
+
+@dataclass
+class ExportConfig:
+    formats: list = field(default_factory=lambda: ["glb", "obj"])
+    resolution: int = 128
+    faces: int = 20000
+    texture_size: int = 512
+    turntable: bool = True
+    turntable_frames: int = 48
+    turntable_fps: int = 24
+
+
+@dataclass
+class ExperimentConfig:
+    prompt: str = ""
+    seed: int = 0
+    out_dir: Optional[str] = None
+    threads: int = 0  # torch intra-op threads, 0 = torch's default
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+    material: MaterialConfig = field(default_factory=MaterialConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pick one from {CONFIG_DIR}")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except (OmegaConfBaseException, ValueError, Exception) as exc:  # yaml.YAMLError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"config file {path} is not valid YAML ({first}); fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_recipe(path: Union[str, Path], _seen: tuple = ()) -> dict:
+    """Load a recipe and its `extends:` chain into one plain dict (base first, recipe on top)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise UserError(f"config {path} extends itself through {[str(p) for p in _seen]}; break the cycle")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = load_recipe(path.parent / parent, _seen + (path,))
+    return OmegaConf.to_container(OmegaConf.merge(base, data), resolve=False)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override {item!r} must look like key=value, e.g. trainer.max_steps=200")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)), resolve=False)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"cannot parse overrides {overrides}: {str(exc).splitlines()[0]}") from None
+
+
+def build_config(recipe: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None,
+                 values: Optional[dict] = None) -> ExperimentConfig:
+    """Recipe file (optional) + a dict of values + dotlist overrides -> validated config."""
+    merged = OmegaConf.create(load_recipe(recipe) if recipe else {})
+    if values:
+        merged = OmegaConf.merge(merged, values)
+    if overrides:
+        merged = OmegaConf.merge(merged, parse_overrides(overrides))
+    try:
+        data = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"cannot resolve config: {str(exc).splitlines()[0]}") from None
+    return from_dict(ExperimentConfig, data, "")
+
+
+def from_dict(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise UserError(f"{where or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"did you mean '{(where + '.') if where else ''}{close[0]}'?" if close else \
+                f"valid keys here: {', '.join(names)}"
+            raise UserError(f"unknown config key '{path}'; {hint}")
+        kwargs[key] = _check_value(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _check_value(tp, value, path):
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(args[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is Sched:
+        check_schedule(value, path)
+        return list(value) if isinstance(value, (list, tuple)) else value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{path} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UserError(f"{path} must be an integer, got {value!r}")
+    if tp is float:
+        if is_number(value):
+            return float(value)
+        raise UserError(f"{path} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise UserError(f"{path} must be a string, got {value!r}")
+    if tp is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise UserError(f"{path} must be a list, got {value!r}")
+    return value
+
+
+def to_dict(cfg: ExperimentConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))

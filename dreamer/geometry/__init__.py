@@ -1,0 +1,1 @@
+"""Geometry: parameters of a 3D representation plus how to query them."""

@@ -1,0 +1,50 @@
+"""The prior interface every guidance method sees, and Stable Diffusion's noise schedule."""
+from __future__ import annotations
+
+import abc
+
+import torch
+
+
+def sd_alphas_cumprod(num_timesteps: int = 1000, beta_start: float = 0.00085,
+                      beta_end: float = 0.012) -> torch.Tensor:
+    """abar_t for Stable Diffusion's scaled-linear betas (float64, length T)."""
+    betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+class Prior(abc.ABC):
+    """A diffusion model as guidance sees it.
+
+    x lives in the prior's space: (B, C, R, R), pixels in [-1, 1] or latents. Noising follows
+    x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps with `alphas_cumprod` (T,).
+    """
+
+    space: str  # "pixel" or "latent"
+    resolution: int
+    channels: int
+    alphas_cumprod: torch.Tensor
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.alphas_cumprod.shape[0])
+
+    @abc.abstractmethod
+    def check_prompt(self, prompt: str) -> None:
+        """Raise UserError if this prior cannot condition on `prompt`."""
+
+    @abc.abstractmethod
+    def encode(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Renders (B, H, W, 3) in [0, 1] -> x (B, C, R, R); differentiable."""
+
+    @abc.abstractmethod
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """x -> images (B, R, R, 3) in [0, 1]."""
+
+    @abc.abstractmethod
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """Conditioning for each prompt, stacked on dim 0; "" is the unconditional prompt."""
+
+    @abc.abstractmethod
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Noise prediction eps(x_t; emb, t) for each sample; t is (B,) integer timesteps."""

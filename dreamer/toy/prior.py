@@ -1,0 +1,103 @@
+"""The toy prior: the exact score of a Gaussian mixture centred on the reference renders.
+
+For x_t = a_t x0 + s_t eps and mixture weights w_i, the posterior over references is
+r_i = softmax_i(log w_i - |x_t - a_t x_i|^2 / (2 s_t^2)); the denoised estimate is
+D = sum_i r_i x_i and the noise prediction is eps_hat = (x_t - a_t D) / s_t. Distances are
+computed in float64 (at small t the logits divide by s_t^2 ~ 0.02, so float32 is not enough).
+
+Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
+moves `view_fidelity` of that object's mass onto references with the matching label, and the
+empty prompt is the uniform mixture over objects.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..cameras import VIEW_LABELS
+from ..priors.base import Prior, sd_alphas_cumprod
+from .catalogue import Catalogue
+from .references import load_references
+
+
+class ToyPrior(Prior):
+    space = "pixel"
+    channels = 3
+
+    def __init__(self, catalogue: Catalogue | None = None, resolution: int = 64,
+                 refs_per_object: int = 200, view_fidelity: float = 0.7, progress=None,
+                 chunk: int = 8):
+        self.catalogue = catalogue or Catalogue()
+        self.resolution, self.view_fidelity, self.chunk = resolution, view_fidelity, chunk
+        self.alphas_cumprod = sd_alphas_cumprod().float()
+        self.refs = load_references(self.catalogue, refs_per_object, resolution, progress)
+        flat = self.refs.images.reshape(len(self.refs.images), -1)
+        self._refs64 = flat.double()
+        self._sq_norms = (self._refs64 ** 2).sum(-1)
+
+    # -- conditioning ------------------------------------------------------------------------
+
+    def check_prompt(self, prompt: str) -> None:
+        self.catalogue.resolve(prompt)
+
+    def log_weights(self, prompt: str) -> torch.Tensor:
+        obj, label = self.catalogue.resolve(prompt)
+        ids, labels = self.refs.object_ids, self.refs.labels
+        n_obj = len(self.catalogue.objects)
+        mass = torch.zeros(len(ids), dtype=torch.float64)
+        objects = range(n_obj) if obj is None else [obj]
+        for o in objects:
+            in_obj = ids == o
+            share = 1.0 / len(objects)
+            if label is None:
+                mass[in_obj] = share / in_obj.sum()
+                continue
+            match = in_obj & (labels == VIEW_LABELS.index(label))
+            rest = in_obj & ~match
+            if match.sum() == 0 or rest.sum() == 0:  # nothing to reweight: stay uniform
+                mass[in_obj] = share / in_obj.sum()
+                continue
+            mass[match] = share * self.view_fidelity / match.sum()
+            mass[rest] = share * (1 - self.view_fidelity) / rest.sum()
+        return torch.where(mass > 0, mass.log(), torch.full_like(mass, -math.inf)).float()
+
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        return torch.stack([self.log_weights(p) for p in prompts])
+
+    # -- images ------------------------------------------------------------------------------
+
+    def encode(self, rgb: torch.Tensor) -> torch.Tensor:
+        x = rgb.permute(0, 3, 1, 2)
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            x = torch.nn.functional.interpolate(x, (self.resolution, self.resolution), mode="bilinear",
+                                                align_corners=False, antialias=True)
+        return x * 2 - 1
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+
+    # -- the exact score ---------------------------------------------------------------------
+
+    def posterior(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Posterior weights r (B, N) over references."""
+        abar = self.alphas_cumprod.double()[t.long().cpu()]
+        a, s2 = abar.sqrt()[:, None], (1 - abar)[:, None]
+        x = x_t.detach().reshape(x_t.shape[0], -1).double().cpu()
+        d2 = (x * x).sum(-1, keepdim=True) - 2 * a * (x @ self._refs64.T) + a * a * self._sq_norms[None]
+        logits = emb.double().cpu() - d2 / (2 * s2)
+        return torch.softmax(logits, dim=-1)
+
+    def denoise(self, x_t, t, emb) -> torch.Tensor:
+        """E[x0 | x_t] under the mixture (B, C, R, R)."""
+        outs = []
+        for i in range(0, x_t.shape[0], self.chunk):
+            r = self.posterior(x_t[i:i + self.chunk], t[i:i + self.chunk], emb[i:i + self.chunk])
+            outs.append(r @ self._refs64)
+        return torch.cat(outs).reshape(x_t.shape).to(x_t)
+
+    @torch.no_grad()
+    def predict_noise(self, x_t, t, emb) -> torch.Tensor:
+        abar = self.alphas_cumprod.to(x_t.device)[t.long()].reshape(-1, 1, 1, 1)
+        d = self.denoise(x_t, t, emb)
+        return (x_t - abar.sqrt() * d) / (1 - abar).sqrt()

@@ -1,0 +1,1 @@
+"""Rendering backends. The pure-PyTorch paths are the reference semantics."""

@@ -1,0 +1,109 @@
+"""Volume rendering of a radiance field (pure PyTorch; the reference path).
+
+Samples lie at a fixed step inside the bounding sphere, jittered during training; samples in
+empty occupancy cells are dropped before the field is queried, so the cost follows the occupied
+volume, not the full ray count times samples. Compositing uses nerfacc's dense helper, which runs
+on any device. Normals (for shading and previews) are computed only where a sample's compositing
+weight matters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nerfacc
+import torch
+
+from dreamer.cameras import CameraBatch, get_rays
+from .occupancy import OccupancyGrid
+
+WEIGHT_EPS = 1e-4
+
+
+@dataclass
+class ShadingSpec:
+    mode: str  # albedo | shaded | textureless
+    ambient: float = 0.3
+    diffuse: float = 0.7
+
+
+def sphere_interval(o, d, radius):
+    b = (o * d).sum(-1)
+    disc = b * b - ((o * o).sum(-1) - radius * radius)
+    root = disc.clamp_min(0).sqrt()
+    return (-b - root).clamp_min(0), -b + root, disc > 0
+
+
+class VolumeRenderer(torch.nn.Module):
+    def __init__(self, cfg, radius: float):
+        super().__init__()
+        self.cfg, self.radius = cfg, radius
+        self.step_size = 2 * radius / cfg.num_samples_per_ray
+        self.grid = OccupancyGrid(radius, cfg.occupancy_resolution, cfg.occupancy_threshold, self.step_size)
+
+    def update_occupancy(self, field, step: int, generator=None) -> None:
+        if step >= self.cfg.occupancy_warmup_steps and step % self.cfg.occupancy_update_every == 0:
+            self.grid.update(field.density, generator)
+
+    def forward(self, field, background, cams: CameraBatch, shading: ShadingSpec,
+                randomized: bool = False, generator=None, bg_color=None) -> dict:
+        origins, dirs = get_rays(cams)
+        B, H, W, _ = dirs.shape
+        device = next(field.parameters()).device
+        o, d = origins.reshape(-1, 3).to(device), dirs.reshape(-1, 3).to(device)
+        light = cams.light_pos.to(device)[:, None, :].expand(B, H * W, 3).reshape(-1, 3)
+        out = self._render_rays(field, o, d, light, shading, randomized, generator)
+        bg = background(d, bg_color)
+        rgb = out["rgb"] + (1 - out["opacity"]) * bg
+        result = {"rgb": rgb, "opacity": out["opacity"], "depth": out["depth"], "normal": out["normal"]}
+        return {k: v.reshape(B, H, W, -1) for k, v in result.items()}
+
+    def _render_rays(self, field, o, d, light, shading, randomized, generator):
+        N, S = o.shape[0], self.cfg.num_samples_per_ray
+        t0, t1, hits = sphere_interval(o, d, self.radius)
+        jitter = torch.rand((N, S), generator=generator).to(o) if randomized else torch.full((N, S), 0.5).to(o)
+        t_start = t0[:, None] + (torch.arange(S, device=o.device)[None] + jitter - 0.5) * self.step_size
+        t_start = t_start.clamp_min(0)
+        t_end = t_start + self.step_size
+        mid = (t_start + t_end) / 2
+        pts = o[:, None] + d[:, None] * mid[..., None]
+        keep = hits[:, None] & (mid < t1[:, None]) & self.grid.query(pts)
+        idx = keep.nonzero(as_tuple=True)
+        sigma = torch.zeros((N, S), device=o.device, dtype=o.dtype)
+        albedo = torch.zeros((N, S, 3), device=o.device, dtype=o.dtype)
+        if idx[0].numel():
+            s, a = field.query(pts[idx])
+            sigma = sigma.index_put(idx, s)
+            albedo = albedo.index_put(idx, a)
+        weights, _, _ = nerfacc.render_weight_from_density(t_start, t_end, sigma)
+        normal = torch.zeros((N, S, 3), device=o.device, dtype=o.dtype)
+        need_normals = shading.mode != "albedo" or not torch.is_grad_enabled()
+        if need_normals:
+            strong = (weights > WEIGHT_EPS).nonzero(as_tuple=True)
+            if strong[0].numel():
+                normal = normal.index_put(strong, field.normals(pts[strong]))
+        colour = self._shade(albedo, normal, pts, light, shading)
+        opacity = weights.sum(-1, keepdim=True)
+        return {"rgb": (weights[..., None] * colour).sum(1), "opacity": opacity,
+                "depth": (weights * mid).sum(-1, keepdim=True),
+                "normal": (weights[..., None] * normal).sum(1)}
+
+    @staticmethod
+    def _shade(albedo, normal, pts, light, shading):
+        if shading.mode == "albedo":
+            return albedo
+        base = torch.ones_like(albedo) if shading.mode == "textureless" else albedo
+        light_dir = torch.nn.functional.normalize(light[:, None] - pts, dim=-1)
+        lambert = (normal * light_dir).sum(-1, keepdim=True).clamp_min(0)
+        return base * (shading.ambient + shading.diffuse * lambert)
+
+    @torch.no_grad()
+    def render_chunked(self, field, background, cams: CameraBatch, shading: ShadingSpec) -> dict:
+        """Evaluation renders of many views without building one huge graph."""
+        outs = []
+        per_image = cams.height * cams.width
+        n_img = max(1, self.cfg.eval_chunk_size // per_image)
+        for i in range(0, len(cams), n_img):
+            sub = CameraBatch(**{k: (v[i:i + n_img] if torch.is_tensor(v) else v)
+                                 for k, v in cams.__dict__.items()})
+            outs.append(self(field, background, sub, shading))
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
