@@ -39,7 +39,8 @@ class Guidance:
         if c.sqrt_anneal:  # HiFA: one deterministic t, decreasing with sqrt of progress
             p = lo + (hi - lo) * (1 - math.sqrt(min(step / max(self.max_steps, 1), 1.0)))
             lo = hi = p
-        self.min_step, self.max_step = int(T * lo), int(T * hi)
+        # + 1e-6: int(1000 * 0.64) would give 639 through floating-point error
+        self.min_step, self.max_step = int(T * lo + 1e-6), int(T * hi + 1e-6)
 
     def sample_t(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Integer timesteps, one per sample, uniform on [min_step, max_step] inclusive."""

@@ -1,0 +1,2 @@
+"""dreamer: text-to-3D by score distillation."""
+__version__ = "0.1.0"

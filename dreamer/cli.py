@@ -1,0 +1,157 @@
+"""The `dreamer` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_RECIPE = "sds-nerf.yaml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as every other bad input
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dreamer", description="Text-to-3D by score distillation.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="optimize a 3D asset for a prompt and export it")
+    g.add_argument("prompt")
+    g.add_argument("--method", default=None, help="guidance method (default: sds)")
+    g.add_argument("--representation", default=None, help="3D representation (default: nerf)")
+    g.add_argument("--prior", default=None, help="diffusion prior (default: toy)")
+    g.add_argument("--steps", type=int, default=None, help="optimization steps")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--out", default=None, help="run folder to create (default: outputs/<prompt>-<time>)")
+    g.add_argument("--config", default=None, help=f"recipe YAML (default: configs/{DEFAULT_RECIPE})")
+    g.add_argument("overrides", nargs="*", help="key=value config overrides")
+
+    r = sub.add_parser("run", help="run a recipe with key=value overrides")
+    r.add_argument("--config", required=True)
+    r.add_argument("--out", default=None)
+    r.add_argument("overrides", nargs="*")
+
+    s = sub.add_parser("resume", help="continue a killed or stopped run to its final step, then export")
+    s.add_argument("run_dir")
+
+    e = sub.add_parser("export", help="re-export a run's mesh")
+    e.add_argument("run_dir")
+    e.add_argument("--format", default=None, help="comma-separated: glb,obj")
+    e.add_argument("--resolution", type=int, default=None, help="marching-cubes grid resolution")
+    e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
+    e.add_argument("--no-turntable", action="store_true")
+
+    sub.add_parser("list-prompts", help="objects the toy prior knows")
+    return p
+
+
+def _recipe_path(name: str | None) -> Path:
+    from .config import CONFIG_DIR
+    if name is None:
+        return CONFIG_DIR / DEFAULT_RECIPE
+    path = Path(name)
+    if not path.exists() and (CONFIG_DIR / name).exists():
+        return CONFIG_DIR / name
+    if not path.is_file():
+        raise UserError(f"config file {name} does not exist; pick one from {CONFIG_DIR}")
+    return path
+
+
+def _generate_config(args):
+    from .config import build_config
+    values = {"prompt": args.prompt}
+    if args.method is not None:
+        values["guidance"] = {"method": args.method}
+    if args.representation is not None:
+        values["geometry"] = {"type": args.representation}
+    if args.prior is not None:
+        values["prior"] = {"name": args.prior}
+    if args.steps is not None:
+        values["trainer"] = {"max_steps": args.steps}
+    if args.seed is not None:
+        values["seed"] = args.seed
+    return build_config(_recipe_path(args.config), args.overrides, values)
+
+
+def _summary(run, result) -> None:
+    out = sys.stdout
+    state = run.state()
+    print(f"\nrun folder: {run.path}", file=out)
+    for f in result["files"]:
+        size = os.path.getsize(f) / 1024
+        print(f"  {Path(f).relative_to(run.path)}  ({size:,.0f} KiB)", file=out)
+    print(f"  previews/ ({len(list(run.previews.glob('*.png')))} PNG), checkpoints/last.ckpt, metrics.csv", file=out)
+    t = state.get("timings", {})
+    if t:
+        print("  time: " + ", ".join(f"{k.replace('_seconds', '')} {v:.0f}s" for k, v in t.items()), file=out)
+    for k, v in result.get("metrics", {}).items():
+        print(f"  {k}: {v}", file=out)
+
+
+def main(argv=None) -> int:
+    try:
+        args, extra = _parser().parse_known_args(argv)
+        bad = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
+        if bad:
+            raise UserError(f"unrecognized arguments: {' '.join(bad)} (see `dreamer --help`)")
+        if extra:
+            args.overrides = list(args.overrides) + extra
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"dreamer: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dreamer: interrupted; `dreamer resume RUN_DIR` continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from . import pipeline
+    if args.command == "list-prompts":
+        from .toy.catalogue import Catalogue
+        for obj in Catalogue().objects:
+            front = " [distinct front]" if obj.has_front else ""
+            print(f"{obj.name:14s} aliases: {', '.join(obj.aliases)}{front}")
+        return 0
+    if args.command == "generate":
+        cfg = _generate_config(args)
+        run, result = pipeline.generate(cfg, args.out)
+    elif args.command == "run":
+        from .config import build_config
+        cfg = build_config(_recipe_path(args.config), args.overrides)
+        run, result = pipeline.generate(cfg, args.out)
+    elif args.command == "resume":
+        run, result = pipeline.resume(args.run_dir)
+    elif args.command == "export":
+        from .runs import RunDir
+        run = RunDir.open(args.run_dir)
+        cfg = run.config()
+        formats = [f.strip() for f in args.format.split(",")] if args.format else None
+        for f in formats or []:
+            if f not in ("glb", "obj"):
+                raise UserError(f"unknown export format '{f}'; choose from glb, obj")
+        if args.resolution is not None and args.resolution < 16:
+            raise UserError("--resolution must be at least 16")
+        if args.faces is not None and args.faces < 100:
+            raise UserError("--faces must be at least 100")
+        system = pipeline.load_system(run, cfg)
+        files = pipeline.export(run, cfg, system, formats, args.resolution, args.faces,
+                                turntable=False if args.no_turntable else None)
+        result = {"files": files, "metrics": {}}
+    else:  # pragma: no cover - argparse guarantees a command
+        raise UserError(f"unknown command {args.command}")
+    _summary(run, result)
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

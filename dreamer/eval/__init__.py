@@ -1,0 +1,1 @@
+"""Metrics against the toy world's ground truth."""

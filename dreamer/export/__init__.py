@@ -1,0 +1,1 @@
+"""Export: density field -> mesh -> UVs -> baked texture -> GLB / OBJ, and turntable videos."""

@@ -1,0 +1,131 @@
+"""From a density field to a clean, decimated, UV-unwrapped triangle mesh with a baked texture."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mcubes
+import numpy as np
+import torch
+import trimesh
+import xatlas
+
+from ..errors import UserError
+
+
+@dataclass
+class TexturedMesh:
+    vertices: np.ndarray  # (V, 3) float32, world units, +Y up, front +Z
+    faces: np.ndarray  # (F, 3) int32, counter-clockwise seen from outside
+    uvs: np.ndarray  # (V, 2) float32, origin bottom-left (OBJ convention)
+    texture: np.ndarray  # (S, S, 3) uint8, row 0 = top (v = 1)
+
+
+@torch.no_grad()
+def density_grid(density_fn, radius: float, resolution: int, chunk: int = 262144) -> np.ndarray:
+    axis = torch.linspace(-radius, radius, resolution)
+    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    vals = torch.cat([density_fn(p) for p in pts.split(chunk)])
+    return vals.reshape(resolution, resolution, resolution).float().numpy()
+
+
+def extract_mesh(density_fn, radius: float, resolution: int, threshold: float) -> trimesh.Trimesh:
+    """Marching cubes at `threshold`, keeping only the largest connected component."""
+    grid = density_grid(density_fn, radius, resolution)
+    if not np.isfinite(grid).all():
+        raise UserError("the density field holds NaN/Inf values; the run diverged, resume from an earlier checkpoint")
+    if grid.max() <= threshold:
+        raise UserError(f"the density field never exceeds the isosurface threshold {threshold} "
+                        f"(max {grid.max():.2f}); lower geometry.isosurface_threshold or train longer")
+    verts, faces = mcubes.marching_cubes(grid, threshold)
+    verts = verts / (resolution - 1) * 2 * radius - radius
+    # mcubes winds triangles so that normals point toward increasing values (into the object).
+    mesh = trimesh.Trimesh(verts, faces[:, ::-1], process=True)
+    parts = mesh.split(only_watertight=False)
+    if len(parts) > 1:
+        mesh = max(parts, key=lambda m: len(m.faces))
+    return mesh
+
+
+def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
+    if len(mesh.faces) <= faces:
+        return mesh
+    return mesh.simplify_quadric_decimation(face_count=faces)
+
+
+def unwrap(mesh: trimesh.Trimesh):
+    vmapping, indices, uvs = xatlas.parametrize(mesh.vertices.astype(np.float32), mesh.faces.astype(np.uint32))
+    return mesh.vertices[vmapping].astype(np.float32), indices.astype(np.int32), uvs.astype(np.float32)
+
+
+def _rasterize_uv(uvs: np.ndarray, faces: np.ndarray, size: int):
+    """For each texel centre covered by a UV triangle: (texel rows, cols, face ids, barycentrics)."""
+    px = np.stack([uvs[:, 0] * size, (1 - uvs[:, 1]) * size], -1)  # x = column, y = row
+    tri = px[faces]  # (F, 3, 2)
+    lo = np.floor(tri.min(1) - 0.5).astype(np.int64).clip(0, size - 1)
+    hi = np.ceil(tri.max(1) - 0.5).astype(np.int64).clip(0, size - 1)
+    extent = (hi - lo + 1).max(1)
+    order = np.argsort(extent)
+    rows, cols, fids, bary = [], [], [], []
+    for chunk in np.array_split(order, max(1, len(order) // 2048)):
+        k = int(extent[chunk].max())
+        oy, ox = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        cy = lo[chunk, 1][:, None] + oy.reshape(1, -1)
+        cx = lo[chunk, 0][:, None] + ox.reshape(1, -1)
+        p = np.stack([cx + 0.5, cy + 0.5], -1)  # texel centres (C, K, 2)
+        a, b, c = (tri[chunk, i][:, None, :] for i in range(3))
+        v0, v1, v2 = b - a, c - a, p - a
+        d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
+        d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
+        den = d00 * d11 - d01 * d01
+        den = np.where(np.abs(den) < 1e-12, 1e-12, den)
+        w1 = (d11 * d20 - d01 * d21) / den
+        w2 = (d00 * d21 - d01 * d20) / den
+        w0 = 1 - w1 - w2
+        inside = (w0 >= -1e-4) & (w1 >= -1e-4) & (w2 >= -1e-4) & (cy <= hi[chunk, 1][:, None]) \
+            & (cx <= hi[chunk, 0][:, None])
+        ci, ki = np.nonzero(inside)
+        rows.append(cy[ci, ki])
+        cols.append(cx[ci, ki])
+        fids.append(chunk[ci])
+        bary.append(np.stack([w0[ci, ki], w1[ci, ki], w2[ci, ki]], -1))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(fids), np.concatenate(bary)
+
+
+def _dilate(image: np.ndarray, filled: np.ndarray, iterations: int) -> np.ndarray:
+    """Grow filled texels into empty ones so bilinear lookups at chart borders stay clean."""
+    img, mask = image.astype(np.float32), filled.astype(np.float32)
+    for _ in range(iterations):
+        if mask.all():
+            break
+        acc, cnt = np.zeros_like(img), np.zeros_like(mask)
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+            acc += np.roll(img * mask[..., None], (dy, dx), (0, 1))
+            cnt += np.roll(mask, (dy, dx), (0, 1))
+        grow = (mask == 0) & (cnt > 0)
+        img[grow] = acc[grow] / cnt[grow][:, None]
+        mask = np.maximum(mask, grow.astype(np.float32))
+    img[mask == 0] = img[mask > 0].mean(0) if (mask > 0).any() else 0.5
+    return img
+
+
+@torch.no_grad()
+def bake_texture(vertices, faces, uvs, colour_fn, size: int) -> np.ndarray:
+    rows, cols, fids, bary = _rasterize_uv(uvs, faces, size)
+    points = (vertices[faces[fids]] * bary[..., None]).sum(1)
+    colours = torch.cat([colour_fn(torch.from_numpy(p).float()) for p in np.array_split(points, max(1, len(points) // 65536))])
+    image = np.zeros((size, size, 3), np.float32)
+    filled = np.zeros((size, size), bool)
+    image[rows, cols] = colours.clamp(0, 1).numpy()
+    filled[rows, cols] = True
+    image = _dilate(image, filled, iterations=8)
+    return (image.clip(0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def textured_mesh_from_field(density_fn, colour_fn, radius: float, resolution: int, threshold: float,
+                             faces: int, texture_size: int) -> TexturedMesh:
+    mesh = decimate(extract_mesh(density_fn, radius, resolution, threshold), faces)
+    vertices, tri, uvs = unwrap(mesh)
+    texture = bake_texture(vertices, tri, uvs, colour_fn, texture_size)
+    if not (np.isfinite(vertices).all() and np.isfinite(uvs).all()):
+        raise UserError("export produced non-finite vertices; the run diverged, resume from an earlier checkpoint")
+    return TexturedMesh(vertices, tri, uvs, texture)

@@ -1,0 +1,195 @@
+"""The whole job: create a run folder, optimize, export, evaluate; and resume/export of old runs."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from .config import ExperimentConfig
+from .errors import UserError
+from .runs import RunDir, check_output_dir, default_run_dir
+
+REPRESENTATIONS = ("nerf",)
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Every check that needs no heavy work, so bad input fails before anything is written."""
+    from .guidance import METHODS
+    from .priors.factory import check_prior_name
+    if not cfg.prompt.strip():
+        raise UserError('the prompt is empty; describe the object, e.g. dreamer generate "a rubber duck" '
+                        '(dreamer list-prompts shows what the toy prior knows)')
+    if cfg.trainer.max_steps <= 0:
+        raise UserError(f"steps must be a positive integer, got {cfg.trainer.max_steps}")
+    if cfg.guidance.method not in METHODS:
+        raise UserError(f"unknown method '{cfg.guidance.method}'; choose one of: {', '.join(METHODS)}")
+    if cfg.geometry.type not in REPRESENTATIONS:
+        raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
+    for fmt in cfg.export.formats:
+        if fmt not in ("glb", "obj"):
+            raise UserError(f"unknown export format '{fmt}'; choose from glb, obj")
+    if cfg.export.resolution < 16 or cfg.export.faces < 100:
+        raise UserError("export resolution must be >= 16 and faces >= 100")
+    check_prior_name(cfg.prior.name)
+    if cfg.prior.name == "toy":
+        from .toy.catalogue import Catalogue
+        Catalogue().resolve(cfg.prompt)
+
+
+def _quiet_lightning():
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*IterableDataset.*")
+    warnings.filterwarnings("ignore", ".*litlogger.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    os.environ.setdefault("LITLOGGER_DISABLE", "1")
+
+
+def _trainer(cfg: ExperimentConfig, run: RunDir, progress: bool):
+    import pytorch_lightning as pl
+
+    from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress
+    _quiet_lightning()
+    # Order matters: metrics are flushed before the checkpoint that they must agree with.
+    callbacks = [Progress(cfg.trainer.max_steps, run, disable=not progress),
+                 Previews(run, cfg.trainer.val_every),
+                 MetricsCSV(run, cfg.trainer.checkpoint_every),
+                 AtomicCheckpoint(run, cfg.trainer.checkpoint_every)]
+    return pl.Trainer(max_steps=cfg.trainer.max_steps, accelerator="auto", devices=1, logger=False,
+                      callbacks=callbacks, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, log_every_n_steps=10, deterministic=False)
+
+
+def build_system(cfg: ExperimentConfig):
+    from systems.text_to_3d import TextTo3DSystem
+
+    from .priors.factory import build_prior
+    prior = build_prior(cfg.prior, progress=say)
+    return TextTo3DSystem(cfg, prior)
+
+
+def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
+    from systems.text_to_3d import steps_per_epoch_forever
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    system = build_system(cfg)
+    trainer = _trainer(cfg, run, progress)
+    ckpt = run.checkpoint if run.checkpoint.is_file() else None
+    started = time.time()
+    run.update_state(status="running")
+    with contextlib.redirect_stdout(io.StringIO()):  # Lightning's banner lines; our output is stderr
+        trainer.fit(system, train_dataloaders=steps_per_epoch_forever(), ckpt_path=ckpt)
+    seconds = time.time() - started
+    run.update_state(step=trainer.global_step, status="trained",
+                     timings={"train_seconds": round(seconds, 1)}, skipped_steps=system.skipped_steps)
+    return system
+
+
+def load_system(run: RunDir, cfg: ExperimentConfig):
+    """Geometry and background from the last checkpoint (no prior needed)."""
+    from systems.text_to_3d import TextTo3DSystem
+    if not run.checkpoint.is_file():
+        raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
+    system = TextTo3DSystem(cfg, prior=None)
+    state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    system.load_state_dict(state["state_dict"])
+    return system.eval()
+
+
+def export(run: RunDir, cfg: ExperimentConfig, system, formats=None, resolution=None, faces=None,
+           turntable: bool | None = None) -> list[Path]:
+    from .export.mesh import textured_mesh_from_field
+    from .export.writers import write_glb, write_obj
+    e, g = cfg.export, cfg.geometry
+    formats = formats or e.formats
+    written = []
+    started = time.time()
+    with torch.no_grad():
+        tm = textured_mesh_from_field(system.field.density, system.field.albedo, g.radius,
+                                      resolution or e.resolution, g.isosurface_threshold, faces or e.faces,
+                                      e.texture_size)
+    if "glb" in formats:
+        written.append(write_glb(tm, run.path / "model.glb"))
+    if "obj" in formats:
+        written += write_obj(tm, run.path / "model.obj")
+    if turntable if turntable is not None else e.turntable:
+        written.append(write_turntable(run, cfg, system))
+    run.update_state(timings={"export_seconds": round(time.time() - started, 1)},
+                     mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces))})
+    return written
+
+
+def write_turntable(run: RunDir, cfg: ExperimentConfig, system) -> Path:
+    from .cameras import orbit
+    from .export.video import write_video
+    c, e = cfg.camera, cfg.export
+    cams = orbit(e.turntable_frames, c.eval_elevation, c.eval_distance, c.eval_fovy, c.eval_resolution)
+    rgb = system.render_views(cams)["rgb"]
+    frames = [(f.clamp(0, 1).numpy() * 255).astype("uint8") for f in rgb]
+    return write_video(frames, run.path / "turntable.mp4", e.turntable_fps)
+
+
+def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
+    """Silhouette IoU against the toy ground truth at 8 held-out views (toy prompts only)."""
+    from .eval.metrics import toy_silhouette_iou
+    from .toy.catalogue import Catalogue
+    if cfg.prior.name != "toy":
+        return {}
+    cat = Catalogue()
+    obj, _ = cat.resolve(cfg.prompt)
+
+    def opacity(cams):
+        return system.render_views(cams, mode="albedo")["opacity"][..., 0]
+    iou = toy_silhouette_iou(opacity, cat.objects[obj], cfg.camera)
+    metrics = {"silhouette_iou_8views": round(iou, 4)}
+    run.update_state(metrics=metrics)
+    return metrics
+
+
+def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
+    files = export(run, cfg, system)
+    metrics = evaluate_toy(run, cfg, system)
+    state = run.state()
+    names = sorted({str(p.relative_to(run.path)) for p in files} | set(state.get("files", [])))
+    run.update_state(status="done", files=names)
+    return {"files": files, "metrics": metrics}
+
+
+def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = True) -> tuple[RunDir, dict]:
+    validate(cfg)
+    path = Path(out) if out else default_run_dir(cfg.prompt)
+    check_output_dir(path)
+    cfg.out_dir = str(path)
+    run = RunDir.create(path, cfg)
+    system = _train_or_fail(run, cfg, progress)
+    return run, finish(run, cfg, system)
+
+
+def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
+    run = RunDir.open(run_path)
+    cfg = run.config()
+    validate(cfg)
+    system = _train_or_fail(run, cfg, progress)
+    return run, finish(run, cfg, system)
+
+
+def _train_or_fail(run: RunDir, cfg: ExperimentConfig, progress: bool):
+    try:
+        return train(run, cfg, progress)
+    except UserError:
+        run.update_state(status="failed")
+        raise

@@ -1,0 +1,101 @@
+"""Run folders (design.md section 4): config.yaml, run.json, checkpoints/, previews/, exports."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+from . import __version__
+from .atomic import write_text
+from .config import ExperimentConfig, build_config, to_yaml
+from .errors import UserError
+
+CONFIG_FILE, STATE_FILE, CKPT_DIR, PREVIEW_DIR = "config.yaml", "run.json", "checkpoints", "previews"
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (slug[:limit].rstrip("-")) or "run"
+
+
+def default_run_dir(prompt: str, root: str = "outputs") -> Path:
+    return Path(root) / f"{slugify(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail before anything is written if `path` cannot become a fresh run folder."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"output path {path} is a file; pass --out with a folder path that does not exist yet")
+    if path.is_dir() and any(path.iterdir()):
+        raise UserError(f"output folder {path} already exists and is not empty; pick a new --out, "
+                        f"or continue it with `dreamer resume {path}`")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"output path {path} lies under the file {parent}; choose a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {parent}; pass --out with a folder you can write to")
+
+
+def versions() -> dict:
+    import pytorch_lightning
+    import torch
+    return {"dreamer": __version__, "torch": torch.__version__, "lightning": pytorch_lightning.__version__,
+            "python": platform.python_version()}
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: Path, cfg: ExperimentConfig) -> "RunDir":
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        write_text(run.path / CONFIG_FILE, to_yaml(cfg))
+        run.write_state({"status": "created", "prompt": cfg.prompt, "step": 0,
+                         "max_steps": cfg.trainer.max_steps, "created": time.time(), "versions": versions(),
+                         "timings": {}, "files": []})
+        return run
+
+    @classmethod
+    def open(cls, path) -> "RunDir":
+        path = Path(path)
+        if not (path / CONFIG_FILE).is_file() or not (path / STATE_FILE).is_file():
+            raise UserError(f"{path} is not a dreamer run folder (no {CONFIG_FILE} and {STATE_FILE}); "
+                            f"pass the folder that `dreamer generate` printed")
+        return cls(path)
+
+    def config(self) -> ExperimentConfig:
+        return build_config(self.path / CONFIG_FILE)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CKPT_DIR / "last.ckpt"
+
+    @property
+    def previews(self) -> Path:
+        return self.path / PREVIEW_DIR
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.path / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{self.path / STATE_FILE} is unreadable; the folder is not a usable run") from None
+
+    def write_state(self, state: dict) -> None:
+        write_text(self.path / STATE_FILE, json.dumps(state, indent=2, sort_keys=True))
+
+    def update_state(self, **changes) -> dict:
+        state = self.state()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(state.get(key), dict):
+                state[key].update(value)
+            else:
+                state[key] = value
+        self.write_state(state)
+        return state

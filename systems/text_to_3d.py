@@ -1,0 +1,171 @@
+"""The per-prompt optimization loop: render, distil the prior's score, regularize, step.
+
+Manual optimization, because guidance methods own their gradient (the injection loss) and a step
+with non-finite gradients must be skipped rather than applied.
+"""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from dreamer.cameras import CameraSampler, view_labels, view_prompt
+from dreamer.errors import UserError
+from dreamer.geometry.nerf import NeRFField
+from dreamer.guidance import build_guidance
+from dreamer.schedule import evaluate
+from renderers.background import Background
+from renderers.volume import ShadingSpec, VolumeRenderer
+
+
+class DivergedError(UserError):
+    """Too many consecutive steps with non-finite gradients."""
+
+
+class TextTo3DSystem(pl.LightningModule):
+    def __init__(self, cfg, prior=None):
+        super().__init__()
+        self.cfg = cfg
+        self.automatic_optimization = False
+        self.field = NeRFField(cfg.geometry)
+        self.renderer = VolumeRenderer(cfg.renderer, cfg.geometry.radius)
+        self.background = Background(cfg.background)
+        self.sampler = CameraSampler(cfg.camera, cfg.seed)
+        self.prior = prior
+        self.guidance = build_guidance(cfg.guidance, prior, cfg.trainer.max_steps) if prior else None
+        self._emb_cache: dict[str, torch.Tensor] = {}
+        self.bad_steps = 0
+        self.skipped_steps = 0
+        self.last_stats: dict = {}
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def _groups(self) -> dict:
+        groups = self.field.parameter_groups()
+        groups["background"] = list(self.background.parameters())
+        return {k: v for k, v in groups.items() if v}
+
+    def _lr(self, name: str, step: int) -> float:
+        return float(evaluate(getattr(self.cfg.optimizer, f"lr_{name}"), step))
+
+    def configure_optimizers(self):
+        c = self.cfg.optimizer
+        groups = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()]
+        return torch.optim.Adam(groups, betas=tuple(c.betas), eps=c.eps)
+
+    # -- conditioning ----------------------------------------------------------------------------
+
+    def embedding(self, prompt: str) -> torch.Tensor:
+        if prompt not in self._emb_cache:
+            self._emb_cache[prompt] = self.prior.embed([prompt])[0]
+        return self._emb_cache[prompt]
+
+    def prompt_embeddings(self, cams):
+        c = self.cfg
+        if c.guidance.view_dependent_prompting:
+            labels = view_labels(cams.elevation, cams.azimuth, c.camera.front_threshold,
+                                 c.camera.back_threshold, c.camera.overhead_threshold)
+            prompts = [view_prompt(c.prompt, lb) for lb in labels]
+        else:
+            prompts = [c.prompt] * len(cams)
+        cond = torch.stack([self.embedding(p) for p in prompts])
+        uncond = self.embedding("").expand_as(cond)
+        return cond, uncond
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def shading_for(self, step: int, g: torch.Generator) -> ShadingSpec:
+        m = self.cfg.material
+        mode = "albedo"
+        if step >= m.ambient_only_steps and torch.rand(1, generator=g).item() < m.shaded_prob:
+            mode = "textureless" if torch.rand(1, generator=g).item() < m.textureless_prob else "shaded"
+        return ShadingSpec(mode, m.ambient_light, m.diffuse_light)
+
+    def render(self, cams, shading, randomized=False, generator=None, bg_color=None):
+        return self.renderer(self.field, self.background, cams, shading, randomized, generator, bg_color)
+
+    def training_step(self, batch, batch_idx):
+        step, c = self.global_step, self.cfg
+        g = torch.Generator().manual_seed(c.seed * 7919 + step)
+        self.guidance.update_step(step)
+        opt = self.optimizers()
+        for group in opt.param_groups:
+            group["lr"] = self._lr(group["name"], step)
+        self.renderer.update_occupancy(self.field, step, g)
+
+        cams = self.sampler.sample(step)
+        bg_color = torch.rand(3, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
+        out = self.render(cams, self.shading_for(step, g), randomized=c.renderer.randomized, generator=g,
+                          bg_color=bg_color)
+        x = self.prior.encode(out["rgb"])
+        cond, uncond = self.prompt_embeddings(cams)
+        terms = self.guidance(x, cond, uncond, generator=g)
+        loss = evaluate(c.loss.lambda_sds, step) * terms[f"loss_{self.guidance.name}"]
+        loss = loss + self.regularizers(out, step)
+
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self._grads_finite() and torch.isfinite(loss):
+            self.bad_steps = 0
+        else:
+            # Adam skips parameters whose grad is None: the step is counted (so global_step and
+            # resume stay aligned) but changes nothing.
+            opt.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+            self.skipped_steps += 1
+            if self.bad_steps > c.trainer.max_consecutive_bad_steps:
+                raise DivergedError(
+                    f"training diverged: {self.bad_steps} steps in a row had NaN/Inf gradients at step {step}; "
+                    f"lower the learning rates or the guidance scale and resume from the last checkpoint")
+        opt.step()
+        self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
+                           "grad_norm": float(terms["grad_norm"]), "skipped": self.skipped_steps}
+        return loss.detach()
+
+    def regularizers(self, out, step) -> torch.Tensor:
+        c, total = self.cfg.loss, torch.zeros(())
+        opacity = out["opacity"].clamp(1e-5, 1 - 1e-5)
+        lam = evaluate(c.lambda_sparsity, step)
+        if lam:
+            total = total + lam * (opacity ** 2 + 0.01).sqrt().mean()
+        lam = evaluate(c.lambda_opaque, step)
+        if lam:
+            total = total - lam * (opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
+        lam = evaluate(c.lambda_orient, step)
+        if lam and out["orient"].numel():
+            total = total + lam * out["orient"].mean()
+        return total
+
+    def _grads_finite(self) -> bool:
+        return all(torch.isfinite(p.grad).all() for p in self.parameters() if p.grad is not None)
+
+    # -- checkpoint extras -------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["dreamer"] = {"skipped_steps": self.skipped_steps, "bad_steps": self.bad_steps}
+
+    def on_load_checkpoint(self, checkpoint):
+        extra = checkpoint.get("dreamer", {})
+        self.skipped_steps = extra.get("skipped_steps", 0)
+        self.bad_steps = extra.get("bad_steps", 0)
+
+    # -- queries used by export and evaluation --------------------------------------------------------
+
+    @torch.no_grad()
+    def render_views(self, cams, mode: str = "shaded") -> dict:
+        m = self.cfg.material
+        return self.renderer.render_chunked(self.field, self.background, cams,
+                                            ShadingSpec(mode, m.ambient_light, m.diffuse_light))
+
+
+def steps_per_epoch_forever():
+    """Lightning needs a dataloader; the real data (cameras) come from the sampler by step."""
+    return torch.utils.data.DataLoader(_Forever(), batch_size=None)
+
+
+class _Forever(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1
+

@@ -1,0 +1,94 @@
+"""Bad input: exit code 2, one line on stderr, no traceback, nothing written."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def dreamer(*args, cwd=None):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "dreamer.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=120)
+
+
+def assert_one_line_error(proc, pattern):
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["generate", ""], "prompt is empty"),
+    (["generate", "   "], "prompt is empty"),
+    (["generate", "a dragon"], 'does not know "a dragon"'),
+    (["generate", "a rubber duck", "trainer.max_step=3"], "did you mean 'trainer.max_steps'"),
+    (["generate", "a rubber duck", "trainer.max_steps=many"], "must be an integer"),
+    (["generate", "a rubber duck", "--steps", "0"], "steps must be a positive integer"),
+    (["generate", "a rubber duck", "--steps", "-5"], "steps must be a positive integer"),
+    (["generate", "a rubber duck", "--steps", "ten"], "invalid int value"),
+    (["generate", "a rubber duck", "--method", "magic"], "unknown method 'magic'"),
+    (["generate", "a rubber duck", "--representation", "voxels"], "unknown representation"),
+    (["generate", "a rubber duck", "--prior", "some/model"], "prior 'some/model' is not available"),
+    (["generate", "a rubber duck", "--config", "nope.yaml"], "does not exist"),
+    (["run", "--config", "configs/sds-nerf.yaml"], "prompt is empty"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_generate_input(tmp_path, args, pattern):
+    out = tmp_path / "run"
+    proc = dreamer(*args, "--out", str(out)) if args[0] in ("generate", "run") else dreamer(*args)
+    assert_one_line_error(proc, pattern)
+    assert not out.exists()
+
+
+def test_output_path_is_a_file(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(target)), "is a file")
+    assert target.read_text() == "x"
+
+
+def test_output_path_not_writable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root); covered by the under-a-file case")
+        assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(locked / "run")), "cannot write")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_path_under_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(blocker / "run")), "under the file")
+
+
+def test_existing_nonempty_output(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(tmp_path)), "already exists")
+
+
+@pytest.mark.parametrize("cmd", ["export", "resume"])
+def test_not_a_run_folder(tmp_path, cmd):
+    (tmp_path / "something.txt").write_text("x")
+    before = sorted(os.listdir(tmp_path))
+    assert_one_line_error(dreamer(cmd, str(tmp_path)), "is not a dreamer run folder")
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_export_bad_format(tmp_path):
+    assert_one_line_error(dreamer("export", str(tmp_path), "--format", "fbx"), "not a dreamer run folder")
+
+
+def test_list_prompts():
+    proc = dreamer("list-prompts")
+    assert proc.returncode == 0
+    assert "rubber duck" in proc.stdout and "[distinct front]" in proc.stdout
+    assert len(proc.stdout.strip().splitlines()) >= 8

@@ -1,0 +1,63 @@
+import pytest
+
+from dreamer.config import build_config, load_recipe
+from dreamer.errors import UserError
+from dreamer.schedule import check_schedule, evaluate
+
+
+def test_schedule_values_and_clamping():
+    assert evaluate(0.5, 100) == 0.5
+    s = [100, 1.0, 3.0, 300]
+    assert evaluate(s, 0) == 1.0 and evaluate(s, 100) == 1.0
+    assert evaluate(s, 200) == pytest.approx(2.0)
+    assert evaluate(s, 10_000) == 3.0
+    assert evaluate([2.0, 8.0, 1000], 500) == pytest.approx(5.0)  # 3 elements: start step 0
+    jump = [5000, 0.98, 0.5, 5001]  # the spec's timestep switch
+    assert evaluate(jump, 4999) == pytest.approx(0.98) and evaluate(jump, 5001) == pytest.approx(0.5)
+    piecewise = [0, 0.0, 1.0, 10, 0.0, 20]
+    assert evaluate(piecewise, 10) == pytest.approx(1.0) and evaluate(piecewise, 15) == pytest.approx(0.5)
+
+
+def test_bad_schedules_fail():
+    for bad in ([1, 2], [1, 2, 3, 4, 5], [10, 1.0, 2.0, 5], "fast", [1, "a", 2]):
+        with pytest.raises(UserError):
+            check_schedule(bad, "x")
+
+
+def test_recipe_inheritance(tmp_path):
+    (tmp_path / "base.yaml").write_text("seed: 3\ntrainer:\n  max_steps: 10\n  val_every: 5\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ntrainer:\n  max_steps: 20\n")
+    data = load_recipe(tmp_path / "child.yaml")
+    assert data == {"seed": 3, "trainer": {"max_steps": 20, "val_every": 5}}
+    cfg = build_config(tmp_path / "child.yaml", ["trainer.val_every=7"])
+    assert (cfg.seed, cfg.trainer.max_steps, cfg.trainer.val_every) == (3, 20, 7)
+
+
+def test_shipped_recipe_validates():
+    cfg = build_config("configs/sds-nerf.yaml", ["prompt=a rubber duck"])
+    assert cfg.guidance.method == "sds" and cfg.geometry.pos_encoding.n_levels == 8
+
+
+def test_unknown_key_names_closest():
+    with pytest.raises(UserError, match=r"unknown config key 'trainer.max_step'; did you mean 'trainer.max_steps'"):
+        build_config(None, ["trainer.max_step=3"])
+
+
+def test_wrong_type_fails():
+    with pytest.raises(UserError, match="trainer.max_steps must be an integer"):
+        build_config(None, ["trainer.max_steps=lots"])
+    with pytest.raises(UserError, match="guidance.guidance_scale"):
+        build_config(None, ["guidance.guidance_scale=big"])
+
+
+def test_schedules_accepted_for_numbers():
+    cfg = build_config(None, ["guidance.max_step_percent=[0,0.98,0.5,400]", "loss.lambda_sds=[0,1,2,10]",
+                              "guidance.grad_clip=[0,2.0,8.0,1000]", "optimizer.lr_encoding=[0,0.01,0.001,100]"])
+    assert cfg.guidance.max_step_percent == [0, 0.98, 0.5, 400]
+
+
+def test_extends_cycle(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(UserError, match="extends itself"):
+        load_recipe(tmp_path / "a.yaml")

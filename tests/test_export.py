@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from conftest import validate_gltf
+from dreamer.errors import UserError
+from dreamer.export.mesh import extract_mesh, textured_mesh_from_field
+from dreamer.export.writers import write_glb, write_obj
+
+
+def ball_density(p):
+    return 40.0 * (p.norm(dim=-1) < 0.5).float() + 40 * torch.clamp(0.5 - p.norm(dim=-1), 0, 1)
+
+
+def colour_by_height(p):
+    return torch.stack([(p[:, 1] + 1) / 2, torch.full_like(p[:, 0], 0.2), torch.full_like(p[:, 0], 0.8)], -1)
+
+
+@pytest.fixture(scope="module")
+def ball_mesh():
+    return textured_mesh_from_field(ball_density, colour_by_height, 1.0, 64, 10.0, 2000, 128)
+
+
+def test_marching_cubes_ball_is_outward_and_right_size():
+    mesh = extract_mesh(ball_density, 1.0, 64, 10.0)
+    r = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(r.mean() - 0.5) < 0.03
+    assert mesh.is_watertight and mesh.volume > 0  # positive volume: faces wound outward
+    assert abs(mesh.volume - 4 / 3 * np.pi * 0.5 ** 3) / (4 / 3 * np.pi * 0.5 ** 3) < 0.05
+
+
+def test_largest_component_only():
+    def two_balls(p):
+        big = (p - torch.tensor([0.3, 0, 0])).norm(dim=-1) < 0.4
+        small = (p - torch.tensor([-0.6, 0, 0])).norm(dim=-1) < 0.15
+        return 40.0 * (big | small).float()
+    mesh = extract_mesh(two_balls, 1.0, 64, 10.0)
+    assert mesh.vertices[:, 0].min() > -0.2
+
+
+def test_empty_field_is_a_clear_error():
+    with pytest.raises(UserError, match="never exceeds the isosurface threshold"):
+        extract_mesh(lambda p: torch.zeros(p.shape[0]), 1.0, 32, 10.0)
+
+
+def test_texture_bake_samples_the_colour_field(ball_mesh):
+    tm = ball_mesh
+    assert len(tm.faces) <= 2000
+    # Look up each vertex's UV in the texture: it must carry that vertex's colour.
+    S = tm.texture.shape[0]
+    col = np.clip((tm.uvs[:, 0] * S).astype(int), 0, S - 1)
+    row = np.clip(((1 - tm.uvs[:, 1]) * S).astype(int), 0, S - 1)
+    sampled = tm.texture[row, col].astype(np.float32) / 255
+    truth = colour_by_height(torch.from_numpy(tm.vertices)).numpy()
+    assert np.median(np.abs(sampled - truth).max(1)) < 0.05
+
+
+def test_glb_round_trip_and_khronos_validator(ball_mesh, tmp_path):
+    path = write_glb(ball_mesh, tmp_path / "model.glb")
+    report = validate_gltf(path)
+    assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
+    scene = trimesh.load(path)
+    mesh = scene.to_geometry()
+    assert len(mesh.faces) == len(ball_mesh.faces)
+    assert np.allclose(np.sort(mesh.vertices[:, 1]), np.sort(ball_mesh.vertices[:, 1]), atol=1e-5)
+    import json
+    import struct
+    raw = path.read_bytes()
+    n = struct.unpack("<I", raw[12:16])[0]
+    gltf = json.loads(raw[20:20 + n])
+    mat = gltf["materials"][0]["pbrMetallicRoughness"]
+    assert mat["metallicFactor"] == 0.0 and "baseColorTexture" in mat
+    assert "NaN" not in raw[20:20 + n].decode()
+
+
+def test_obj_writes_mtl_and_png(ball_mesh, tmp_path):
+    files = write_obj(ball_mesh, tmp_path / "model.obj")
+    names = sorted(p.name for p in files)
+    assert names == ["model.mtl", "model.obj", "model.png"]
+    assert "map_Kd model.png" in (tmp_path / "model.mtl").read_text()
+    assert "mtllib model.mtl" in (tmp_path / "model.obj").read_text()
+    loaded = trimesh.load(tmp_path / "model.obj", force="mesh")
+    assert len(loaded.faces) == len(ball_mesh.faces)

@@ -1,0 +1,123 @@
+import math
+
+import pytest
+import torch
+
+from dreamer.cameras import VIEW_LABELS
+from dreamer.errors import UserError
+
+
+def brute_force_eps(prior, x_t, t, log_w):
+    """Float64 evaluation straight from the definition, one reference at a time."""
+    abar = prior.alphas_cumprod.double()[t]
+    a, s = abar.sqrt(), (1 - abar).sqrt()
+    refs = prior.refs.images.double()
+    x = x_t.double()
+    logits = torch.stack([log_w[i].double() - ((x - a * refs[i]) ** 2).sum() / (2 * s * s)
+                          for i in range(len(refs))])
+    r = torch.softmax(logits, 0)
+    D = (r[:, None, None, None] * refs).sum(0)
+    return (x - a * D) / s
+
+
+@pytest.mark.parametrize("t", [20, 300, 700, 980])
+def test_closed_form_matches_brute_force(small_prior, t):
+    g = torch.Generator().manual_seed(t)
+    emb = small_prior.embed(["a rubber duck, side view", ""])
+    x0 = small_prior.refs.images[5]
+    x_t = 0.9 * x0 + 0.3 * torch.randn(x0.shape, generator=g)
+    x_t = torch.stack([x_t, x_t])
+    eps = small_prior.predict_noise(x_t, torch.tensor([t, t]), emb)
+    for i in range(2):
+        ref = brute_force_eps(small_prior, x_t[i], t, emb[i])
+        assert torch.allclose(eps[i].double(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_posterior_flattens_to_label_prior_near_T(small_prior):
+    """As t -> T the posterior over references moves toward the label-reweighted prior weights:
+    total variation to them shrinks and the effective number of references grows. (In 12,288
+    dimensions it does not reach the prior at T = 1000: sqrt(abar_T) |x| is still ~6.)"""
+    emb = small_prior.embed(["a rubber duck, front view"])
+    prior_w = emb[0].double().exp()
+    g = torch.Generator().manual_seed(0)
+    x0 = small_prior.refs.images[10:11]
+    noise = torch.randn(x0.shape, generator=g)
+    tv, ess = [], []
+    for t in (800, 900, 950, 990, 999):
+        abar = small_prior.alphas_cumprod[t]
+        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        r = small_prior.posterior(x_t, torch.tensor([t]), emb)[0]
+        tv.append(0.5 * (r - prior_w).abs().sum().item())
+        ess.append(1 / (r ** 2).sum().item())
+    assert all(b < a for a, b in zip(tv, tv[1:]))
+    assert ess[-1] > 4 * ess[0]
+    # Zero signal is the limit case: the posterior equals the prior weights exactly.
+    r0 = small_prior.posterior(torch.zeros(1, 3, 64, 64), torch.tensor([999]), emb)[0]
+    logits = emb[0].double() - small_prior.alphas_cumprod.double()[999] * small_prior._sq_norms / (2 * (1 - small_prior.alphas_cumprod.double()[999]))
+    assert torch.allclose(r0, torch.softmax(logits, 0), atol=1e-9)
+
+
+def test_small_t_denoises_reference_to_itself(small_prior):
+    g = torch.Generator().manual_seed(1)
+    idx = torch.tensor([3, 60, 130])
+    x0 = small_prior.refs.images[idx]
+    t = torch.full((3,), 20)
+    abar = small_prior.alphas_cumprod[20]
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * torch.randn(x0.shape, generator=g)
+    D = small_prior.denoise(x_t, t, small_prior.embed([""] * 3))
+    assert (D - x0).abs().max() < 1e-3
+
+
+def test_view_reweighting_and_unconditional(small_prior):
+    refs = small_prior.refs
+    w = small_prior.embed(["a rubber duck, front view"])[0].double().exp()
+    duck = refs.object_ids == 0
+    front = duck & (refs.labels == VIEW_LABELS.index("front"))
+    assert w.sum() == pytest.approx(1.0, abs=1e-5)
+    assert w[front].sum() == pytest.approx(small_prior.view_fidelity, abs=1e-5)
+    assert w[~duck].sum() == 0
+    u = small_prior.embed([""])[0].double().exp()
+    for o in range(3):
+        assert u[refs.object_ids == o].sum() == pytest.approx(1 / 3, abs=1e-5)
+
+
+def test_ddim_sampling_lands_on_catalogue_references(small_prior):
+    """Deterministic DDIM from pure noise with the exact score ends on (near) a duck reference."""
+    g = torch.Generator().manual_seed(0)
+    emb = small_prior.embed(["a rubber duck"] * 2)
+    abar = small_prior.alphas_cumprod
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    steps = torch.linspace(999, 0, 50).long()
+    for i, t in enumerate(steps):
+        tt = torch.full((2,), int(t))
+        eps = small_prior.predict_noise(x, tt, emb)
+        x0 = (x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        a_prev = abar[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0)
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    refs = small_prior.refs.images
+    dist = ((x[:, None] - refs[None]) ** 2).mean((2, 3, 4)).sqrt()  # RMSE to every reference
+    best = dist.argmin(1)
+    assert (small_prior.refs.object_ids[best] == 0).all()
+    assert dist.min(1).values.max() < 0.05
+
+
+def test_unknown_prompt_lists_catalogue(small_prior):
+    with pytest.raises(UserError, match=r'does not know "a dragon".*"rubber duck".*--prior'):
+        small_prior.check_prompt("a dragon")
+
+
+def test_prompt_matching():
+    from dreamer.toy.catalogue import Catalogue
+    cat = Catalogue()
+    assert cat.resolve("A Rubber Duck, back view") == (0, "back")
+    assert cat.resolve("a photo of a toy car") == (cat.index_of("toy car"), None)
+    assert cat.resolve("") == (None, None)
+
+
+def test_schedule_is_stable_diffusion():
+    from dreamer.priors.base import sd_alphas_cumprod
+    abar = sd_alphas_cumprod()
+    betas = torch.linspace(math.sqrt(0.00085), math.sqrt(0.012), 1000, dtype=torch.float64) ** 2
+    assert abar[0] == pytest.approx(1 - 0.00085)
+    assert abar[-1] == pytest.approx(torch.prod(1 - betas).item())
+    assert abar[-1] < 0.005
