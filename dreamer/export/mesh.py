@@ -38,8 +38,9 @@ def extract_mesh(density_fn, radius: float, resolution: int, threshold: float) -
                         f"(max {grid.max():.2f}); lower geometry.isosurface_threshold or train longer")
     verts, faces = mcubes.marching_cubes(grid, threshold)
     verts = verts / (resolution - 1) * 2 * radius - radius
-    # mcubes winds triangles so that normals point toward increasing values (into the object).
-    mesh = trimesh.Trimesh(verts, faces[:, ::-1], process=True)
+    mesh = trimesh.Trimesh(verts, faces, process=True)
+    if mesh.volume < 0:  # keep faces wound outward whatever the marching-cubes convention
+        mesh.invert()
     parts = mesh.split(only_watertight=False)
     if len(parts) > 1:
         mesh = max(parts, key=lambda m: len(m.faces))

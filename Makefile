@@ -1,0 +1,36 @@
+# Two entry points for users: `make demo` and `make test` (README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch unless an NVIDIA GPU is present (an unpinned torch pulls a multi-GB CUDA build).
+TORCH  ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+PROMPT ?= a rubber duck
+
+.PHONY: setup demo test test-fast tools clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+tools: tests/js/node_modules/.installed
+
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(BIN)/dreamer generate "$(PROMPT)"
+
+test: setup tools
+	$(BIN)/python -m pytest
+
+test-fast: setup tools
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .cache test-artifacts

@@ -1,0 +1,108 @@
+"""Whole runs through the CLI, as users start them. Marked slow: minutes on a 2-core CPU."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ARTIFACTS, ROOT, validate_gltf
+
+pytestmark = pytest.mark.slow
+
+
+def dreamer(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "dreamer.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=1800, **kw)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The README's demo, exactly: `dreamer generate "a rubber duck"` with default settings."""
+    out = tmp_path_factory.mktemp("demo") / "duck"
+    started = time.time()
+    proc = dreamer("generate", "a rubber duck", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"demo wall time {time.time() - started:.0f}s")
+    return out, proc
+
+
+def test_demo_writes_every_file(demo_run):
+    out, proc = demo_run
+    for name in ("config.yaml", "run.json", "metrics.csv", "model.glb", "model.obj", "model.mtl", "model.png",
+                 "turntable.mp4", "checkpoints/last.ckpt"):
+        assert (out / name).is_file(), name
+    assert list((out / "previews").glob("step-*.png"))
+    state = json.loads((out / "run.json").read_text())
+    assert state["status"] == "done" and state["step"] == state["max_steps"]
+    assert "model.glb" in proc.stdout and "silhouette_iou" in proc.stdout
+    assert not list(out.rglob(".*.tmp")) and not [p for p in out.rglob(".*") if p.is_file()]
+
+
+def test_demo_duck_is_a_duck(demo_run):
+    """Silhouette IoU against the toy ground truth at 8 held-out views."""
+    out, _ = demo_run
+    iou = json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
+    print(f"demo silhouette IoU {iou:.3f}")
+    assert iou >= 0.6
+
+
+def test_demo_glb_passes_khronos_validator(demo_run):
+    out, _ = demo_run
+    report = validate_gltf(out / "model.glb")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo-gltf-validator.json").write_text(json.dumps(report, indent=1))
+    assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
+
+
+def test_export_command_reexports(demo_run):
+    out, _ = demo_run
+    before = (out / "model.glb").stat().st_mtime
+    proc = dreamer("export", str(out), "--format", "glb", "--resolution", "64", "--faces", "2000", "--no-turntable")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "model.glb").stat().st_mtime > before
+    assert validate_gltf(out / "model.glb")["issues"]["numErrors"] == 0
+
+
+def _wait_for_step(run: Path, step: int, proc, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "run.json").read_text()).get("step", 0) >= step:
+                return
+        except (OSError, ValueError):
+            pass
+        assert proc.poll() is None, "run ended before it could be killed"
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_kill_9_then_resume_reaches_the_same_final_step(tmp_path):
+    run = tmp_path / "snowman"
+    args = ["generate", "a snowman", "--steps", "60", "--out", str(run), "trainer.checkpoint_every=10",
+            "trainer.val_every=30", "export.resolution=64", "export.turntable_frames=8"]
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_step(run, 20, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = json.loads((run / "run.json").read_text())["step"]
+    assert 20 <= killed_at < 60
+    assert not (run / "model.glb").exists()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] >= 20
+
+    proc = dreamer("resume", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "done" and state["step"] == 60
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 60
+    rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 61))  # no gap, no duplicate
+    assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
