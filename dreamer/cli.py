@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
     e.add_argument("--no-turntable", action="store_true")
 
-    sub.add_parser("list-prompts", help="objects the toy prior knows")
+    lp = sub.add_parser("list-prompts", help="objects the toy prior knows")
+    lp.add_argument("--catalogue", default=None, help="YAML file adding objects from mesh files")
     return p
 
 
@@ -114,7 +115,7 @@ def _dispatch(args) -> int:
     from . import pipeline
     if args.command == "list-prompts":
         from .toy.catalogue import Catalogue
-        for obj in Catalogue().objects:
+        for obj in Catalogue.with_extension(args.catalogue).objects:
             front = " [distinct front]" if obj.has_front else ""
             print(f"{obj.name:14s} aliases: {', '.join(obj.aliases)}{front}")
         return 0

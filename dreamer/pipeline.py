@@ -44,7 +44,7 @@ def validate(cfg: ExperimentConfig) -> None:
     check_prior_name(cfg.prior.name)
     if cfg.prior.name == "toy":
         from .toy.catalogue import Catalogue
-        Catalogue().resolve(cfg.prompt)
+        Catalogue.with_extension(cfg.prior.catalogue).resolve(cfg.prompt)
 
 
 def _quiet_lightning():
@@ -149,7 +149,7 @@ def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
     from .toy.catalogue import Catalogue
     if cfg.prior.name != "toy":
         return {}
-    cat = Catalogue()
+    cat = Catalogue.with_extension(cfg.prior.catalogue)
     obj, _ = cat.resolve(cfg.prompt)
 
     def opacity(cams):
@@ -170,6 +170,8 @@ def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
 
 
 def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = True) -> tuple[RunDir, dict]:
+    if cfg.prior.catalogue:  # the run folder must work from any directory later (resume, export)
+        cfg.prior.catalogue = str(Path(cfg.prior.catalogue).resolve())
     validate(cfg)
     path = Path(out) if out else default_run_dir(cfg.prompt)
     check_output_dir(path)

@@ -12,6 +12,7 @@ def check_prior_name(name: str) -> None:
 
 def build_prior(cfg, progress=None):
     check_prior_name(cfg.name)
+    from ..toy.catalogue import Catalogue
     from ..toy.prior import ToyPrior
-    return ToyPrior(resolution=64, refs_per_object=cfg.refs_per_object, view_fidelity=cfg.view_fidelity,
+    return ToyPrior(Catalogue.with_extension(cfg.catalogue), resolution=64, refs_per_object=cfg.refs_per_object, view_fidelity=cfg.view_fidelity,
                     progress=progress)

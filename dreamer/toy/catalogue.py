@@ -150,6 +150,21 @@ class Catalogue:
     def __init__(self, objects: list[ToyObject] | None = None):
         self.objects = list(objects if objects is not None else builtin_objects())
 
+    @classmethod
+    def with_extension(cls, path: str | None) -> "Catalogue":
+        """The built-in objects plus those of a user catalogue YAML (dreamer.toy.user_objects)."""
+        objects = builtin_objects()
+        if path:
+            from .user_objects import load_catalogue_extension
+            extra = load_catalogue_extension(path)
+            taken = {o.name for o in objects}
+            for obj in extra:
+                if obj.name in taken:
+                    raise UserError(f"catalogue object '{obj.name}' is already in the catalogue; rename it")
+                taken.add(obj.name)
+            objects += extra
+        return cls(objects)
+
     def names(self) -> list[str]:
         return [o.name for o in self.objects]
 
