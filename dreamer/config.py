@@ -28,6 +28,10 @@ class Sched:
     """Marker type: a number or a schedule list."""
 
 
+class NumberOrAuto:
+    """Marker type: a number or the string "auto"."""
+
+
 @dataclass
 class PriorConfig:
     name: str = "toy"  # "toy", or later a diffusers hub id / local folder
@@ -91,7 +95,7 @@ class GeometryConfig:
     density_blob_std: float = 0.5
     normal_type: str = "finite_difference"  # finite_difference | analytic
     finite_difference_eps: float = 0.01
-    isosurface_threshold: float = 10.0
+    isosurface_threshold: NumberOrAuto = "auto"  # density level of the exported surface
 
 
 @dataclass
@@ -263,6 +267,10 @@ def _check_value(tp, value, path):
     if tp is Sched:
         check_schedule(value, path)
         return list(value) if isinstance(value, (list, tuple)) else value
+    if tp is NumberOrAuto:
+        if value == "auto" or is_number(value):
+            return value
+        raise UserError(f"{path} must be a number or 'auto', got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
             return value

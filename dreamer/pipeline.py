@@ -93,6 +93,9 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     run.update_state(status="running")
     with contextlib.redirect_stdout(io.StringIO()):  # Lightning's banner lines; our output is stderr
         trainer.fit(system, train_dataloaders=steps_per_epoch_forever(), ckpt_path=ckpt)
+    if trainer.interrupted:  # Lightning swallows Ctrl+C; the run is not finished, so do not export
+        run.update_state(status="interrupted")
+        raise KeyboardInterrupt
     seconds = time.time() - started
     run.update_state(step=trainer.global_step, status="trained",
                      timings={"train_seconds": round(seconds, 1)}, skipped_steps=system.skipped_steps)
@@ -161,8 +164,8 @@ def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
 
 
 def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
+    metrics = evaluate_toy(run, cfg, system)  # first: cheap, and useful even if export fails
     files = export(run, cfg, system)
-    metrics = evaluate_toy(run, cfg, system)
     state = run.state()
     names = sorted({str(p.relative_to(run.path)) for p in files} | set(state.get("files", [])))
     run.update_state(status="done", files=names)

@@ -82,3 +82,13 @@ def test_obj_writes_mtl_and_png(ball_mesh, tmp_path):
     assert "mtllib model.mtl" in (tmp_path / "model.obj").read_text()
     loaded = trimesh.load(tmp_path / "model.obj", force="mesh")
     assert len(loaded.faces) == len(ball_mesh.faces)
+
+
+def test_auto_threshold_matches_the_fields_own_silhouette():
+    """A soft Gaussian blob: its opacity along a line at distance rho from the centre is
+    1 - exp(-10.03 exp(-rho^2 / 0.08)), which crosses 0.5 at rho = 0.462."""
+    def blob(p):
+        return 20 * torch.exp(-(p ** 2).sum(-1) / (2 * 0.2 ** 2))
+    mesh = extract_mesh(blob, 1.0, 96, "auto")
+    r = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(r.mean() - 0.462) < 0.03

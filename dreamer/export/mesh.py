@@ -28,9 +28,35 @@ def density_grid(density_fn, radius: float, resolution: int, chunk: int = 262144
     return vals.reshape(resolution, resolution, resolution).float().numpy()
 
 
-def extract_mesh(density_fn, radius: float, resolution: int, threshold: float) -> trimesh.Trimesh:
-    """Marching cubes at `threshold`, keeping only the largest connected component."""
+def auto_threshold(grid: np.ndarray, voxel: float) -> float:
+    """The density level whose solid matches the field's own silhouettes.
+
+    Along each axis the field has an opacity 1 - exp(-sum(sigma) * voxel) per line; a level's solid
+    covers a line if any voxel on it exceeds the level. The chosen level maximizes the mean IoU of
+    the two masks (opacity > 0.5 versus covered) over the three axes.
+    """
+    peak = float(grid.max())
+    if peak <= 0:
+        return 1.0
+    opaque = [1 - np.exp(-grid.sum(axis) * voxel) > 0.5 for axis in range(3)]
+    best, best_iou = peak / 2, -1.0
+    for level in np.geomspace(peak * 1e-3, peak * 0.95, 48):
+        solid = grid > level
+        ious = []
+        for axis in range(3):
+            covered = solid.any(axis)
+            union = (covered | opaque[axis]).sum()
+            ious.append((covered & opaque[axis]).sum() / union if union else 0.0)
+        if np.mean(ious) > best_iou:
+            best, best_iou = float(level), float(np.mean(ious))
+    return best
+
+
+def extract_mesh(density_fn, radius: float, resolution: int, threshold) -> trimesh.Trimesh:
+    """Marching cubes at `threshold` ("auto": see auto_threshold), keeping the largest component."""
     grid = density_grid(density_fn, radius, resolution)
+    if threshold == "auto":
+        threshold = auto_threshold(grid, 2 * radius / (resolution - 1))
     if not np.isfinite(grid).all():
         raise UserError("the density field holds NaN/Inf values; the run diverged, resume from an earlier checkpoint")
     if grid.max() <= threshold:
