@@ -147,7 +147,8 @@ class LossConfig:
 class TrainerConfig:
     max_steps: int = 600
     val_every: int = 100
-    checkpoint_every: int = 50
+    checkpoint_every: int = 50  # checkpoints/last.ckpt
+    keep_checkpoint_every: int = 300  # also keep checkpoints/step-N.ckpt (0: never)
     max_consecutive_bad_steps: int = 20
 
 

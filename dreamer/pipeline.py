@@ -66,7 +66,7 @@ def _trainer(cfg: ExperimentConfig, run: RunDir, progress: bool):
     callbacks = [Progress(cfg.trainer.max_steps, run, disable=not progress),
                  Previews(run, cfg.trainer.val_every),
                  MetricsCSV(run, cfg.trainer.checkpoint_every),
-                 AtomicCheckpoint(run, cfg.trainer.checkpoint_every)]
+                 AtomicCheckpoint(run, cfg.trainer.checkpoint_every, cfg.trainer.keep_checkpoint_every)]
     return pl.Trainer(max_steps=cfg.trainer.max_steps, accelerator="auto", devices=1, logger=False,
                       callbacks=callbacks, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,

@@ -47,7 +47,7 @@ class Guidance:
         return torch.randint(self.min_step, self.max_step + 1, (batch,), generator=generator)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
-        abar = self.abar[t]
+        abar = self.abar.to(t.device)[t]
         kind = self.cfg.weighting
         if kind == "sds":
             w = 1 - abar
