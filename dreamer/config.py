@@ -102,7 +102,7 @@ class GeometryConfig:
 class RendererConfig:
     num_samples_per_ray: int = 64
     randomized: bool = True
-    occupancy_resolution: int = 32
+    occupancy_resolution: int = 64
     occupancy_update_every: int = 16
     occupancy_threshold: float = 0.01
     occupancy_warmup_steps: int = 64

@@ -164,6 +164,7 @@ def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
 
 
 def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
+    say("evaluating against the toy ground truth, then exporting mesh, texture and turntable")
     metrics = evaluate_toy(run, cfg, system)  # first: cheap, and useful even if export fails
     files = export(run, cfg, system)
     state = run.state()

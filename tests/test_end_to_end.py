@@ -27,7 +27,11 @@ def demo_run(tmp_path_factory):
     started = time.time()
     proc = dreamer("generate", "a rubber duck", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"demo wall time {time.time() - started:.0f}s")
+    state = json.loads((out / "run.json").read_text())
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo-summary.json").write_text(json.dumps({
+        "command": 'dreamer generate "a rubber duck"', "wall_seconds": round(time.time() - started, 1),
+        "timings": state["timings"], "metrics": state["metrics"], "mesh": state.get("mesh")}, indent=1))
     return out, proc
 
 

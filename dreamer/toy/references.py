@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from ..atomic import cache_dir, write_with
 from ..cameras import VIEW_LABELS, camera_position, look_at, make_cameras, view_labels
@@ -59,7 +60,7 @@ def build_object_references(obj, n: int, resolution: int, seed: int) -> Referenc
 
 def load_references(catalogue, n_per_object: int, resolution: int, progress=None) -> ReferenceSet:
     """All objects' references, from the cache or rendered now (and cached atomically)."""
-    parts = []
+    parts, missing = [], []
     for idx, obj in enumerate(catalogue.objects):
         key = f"v{FORMAT_VERSION}-{obj.fingerprint()}-{resolution}px-{n_per_object}.pt"
         path = cache_dir() / "toy-references" / key
@@ -69,12 +70,17 @@ def load_references(catalogue, n_per_object: int, resolution: int, progress=None
                 refs = ReferenceSet(**torch.load(path, weights_only=True))
             except Exception:  # a corrupt cache entry is rebuilt, never trusted
                 refs = None
-        if refs is None:
-            if progress:
-                progress(f"rendering toy references for '{obj.name}' ({n_per_object} views, once)")
-            refs = build_object_references(obj, n_per_object, resolution, seed=1000 + idx)
-            write_with(path, lambda p, r=refs: torch.save(r.__dict__, p))
-        refs.object_ids = torch.full_like(refs.object_ids, idx)
         parts.append(refs)
+        if refs is None:
+            missing.append((idx, obj, path))
+    if missing and progress:
+        progress(f"rendering the toy prior's reference views ({n_per_object} per object, "
+                 f"{len(missing)} objects; cached for later runs)")
+    for idx, obj, path in tqdm(missing, desc="toy references", unit="object", disable=not progress or not missing):
+        refs = build_object_references(obj, n_per_object, resolution, seed=1000 + idx)
+        write_with(path, lambda p, r=refs: torch.save(r.__dict__, p))
+        parts[idx] = refs
+    for idx, refs in enumerate(parts):
+        refs.object_ids = torch.full_like(refs.object_ids, idx)
     return ReferenceSet(*(torch.cat([getattr(p, f) for p in parts]) for f in
                           ("images", "object_ids", "labels", "elevation", "azimuth")))
