@@ -16,8 +16,8 @@ from .cameras import orbit
 class Progress(pl.Callback):
     """One bar over the whole run: steps, it/s, ETA and the latest loss."""
 
-    def __init__(self, max_steps: int, run=None, disable: bool = False):
-        self.max_steps, self.run, self.disable = max_steps, run, disable
+    def __init__(self, max_steps: int, disable: bool = False):
+        self.max_steps, self.disable = max_steps, disable
         self.bar = None
 
     def on_train_start(self, trainer, pl_module):

@@ -7,7 +7,6 @@ use the OpenGL camera frame (+X right, +Y up, looking down -Z).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -147,10 +146,10 @@ class CameraSampler:
                            light_pos, H, W)
 
 
-def eval_cameras(cfg, n: int, resolution: int | None = None) -> CameraBatch:
-    res = resolution or cfg.eval_resolution
-    return orbit(n, cfg.eval_elevation, cfg.eval_distance, cfg.eval_fovy, res)
 
-
-def focal_from_fovy(fovy_deg: float, height: int) -> float:
-    return 0.5 * height / math.tan(math.radians(fovy_deg) / 2)
+def sphere_interval(origins: torch.Tensor, dirs: torch.Tensor, radius: float):
+    """Entry and exit distances of unit-direction rays through a sphere at the origin, and a hit mask."""
+    b = (origins * dirs).sum(-1)
+    disc = b * b - ((origins * origins).sum(-1) - radius * radius)
+    root = disc.clamp_min(0).sqrt()
+    return (-b - root).clamp_min(0), -b + root, disc > 0

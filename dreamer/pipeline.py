@@ -63,7 +63,7 @@ def _trainer(cfg: ExperimentConfig, run: RunDir, progress: bool):
     from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress
     _quiet_lightning()
     # Order matters: metrics are flushed before the checkpoint that they must agree with.
-    callbacks = [Progress(cfg.trainer.max_steps, run, disable=not progress),
+    callbacks = [Progress(cfg.trainer.max_steps, disable=not progress),
                  Previews(run, cfg.trainer.val_every),
                  MetricsCSV(run, cfg.trainer.checkpoint_every),
                  AtomicCheckpoint(run, cfg.trainer.checkpoint_every, cfg.trainer.keep_checkpoint_every)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import nerfacc
 import torch
 
-from dreamer.cameras import CameraBatch, get_rays
+from dreamer.cameras import CameraBatch, get_rays, sphere_interval
 from .occupancy import OccupancyGrid
 
 @dataclass
@@ -20,13 +20,6 @@ class ShadingSpec:
     mode: str  # albedo | shaded | textureless
     ambient: float = 0.3
     diffuse: float = 0.7
-
-
-def sphere_interval(o, d, radius):
-    b = (o * d).sum(-1)
-    disc = b * b - ((o * o).sum(-1) - radius * radius)
-    root = disc.clamp_min(0).sqrt()
-    return (-b - root).clamp_min(0), -b + root, disc > 0
 
 
 class VolumeRenderer(torch.nn.Module):

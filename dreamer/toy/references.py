@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import cache_dir, write_with
-from ..cameras import VIEW_LABELS, camera_position, look_at, make_cameras, view_labels
+from ..cameras import VIEW_LABELS, camera_position, make_cameras, view_labels
 from .render import render_object
 
 # Reference camera distribution: shared with the default training recipe (configs/base.yaml).

@@ -7,24 +7,15 @@ from __future__ import annotations
 
 import torch
 
-from ..cameras import CameraBatch, get_rays
+from ..cameras import CameraBatch, get_rays, sphere_interval
 
 BOUND_RADIUS = 1.0
-
-
-def _sphere_interval(o, d, radius):
-    b = (o * d).sum(-1)
-    c = (o * o).sum(-1) - radius * radius
-    disc = b * b - c
-    hit = disc > 0
-    root = disc.clamp_min(0).sqrt()
-    return (-b - root).clamp_min(0), -b + root, hit
 
 
 @torch.no_grad()
 def trace(distance_fn, origins, dirs, max_iters=96, eps=1e-3, step_scale=0.9):
     """Sphere-trace rays (N, 3). Returns hit mask (N,) and hit points (N, 3)."""
-    t_near, t_far, inside = _sphere_interval(origins, dirs, BOUND_RADIUS)
+    t_near, t_far, inside = sphere_interval(origins, dirs, BOUND_RADIUS)
     t = t_near.clone()
     hit = torch.zeros_like(inside)
     active = inside.nonzero().squeeze(-1)
