@@ -107,7 +107,7 @@ class RendererConfig:
     occupancy_threshold: float = 0.01
     occupancy_warmup_steps: int = 64
     eval_chunk_size: int = 65536
-    backend: str = "auto"  # auto | torch | nerfacc
+    backend: str = "torch"  # torch (any device) | nerfacc (CUDA only; not yet verified on a GPU)
 
 
 @dataclass

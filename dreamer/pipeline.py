@@ -36,6 +36,8 @@ def validate(cfg: ExperimentConfig) -> None:
         raise UserError(f"unknown method '{cfg.guidance.method}'; choose one of: {', '.join(METHODS)}")
     if cfg.geometry.type not in REPRESENTATIONS:
         raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
+    if cfg.renderer.backend not in ("torch", "nerfacc"):
+        raise UserError(f"unknown renderer.backend '{cfg.renderer.backend}'; choose torch or nerfacc")
     for fmt in cfg.export.formats:
         if fmt not in ("glb", "obj"):
             raise UserError(f"unknown export format '{fmt}'; choose from glb, obj")

@@ -4,6 +4,8 @@ Samples lie at a fixed step inside the bounding sphere, jittered during training
 empty occupancy cells are dropped before the field is queried, so the cost follows the occupied
 volume, not the full ray count times samples. Compositing uses nerfacc's dense helper, which runs
 on any device. Shading is deferred: one normal per covered ray, at its expected surface point.
+With renderer.backend=nerfacc on a CUDA GPU, nerfacc's kernels march the same occupancy grid and
+composite packed samples instead; the PyTorch path is the reference it is tested against.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import nerfacc
 import torch
 
 from dreamer.cameras import CameraBatch, get_rays, sphere_interval
+from dreamer.errors import UserError
 from .occupancy import OccupancyGrid
 
 @dataclass
@@ -28,6 +31,8 @@ class VolumeRenderer(torch.nn.Module):
         self.cfg, self.radius = cfg, radius
         self.step_size = 2 * radius / cfg.num_samples_per_ray
         self.grid = OccupancyGrid(radius, cfg.occupancy_resolution, cfg.occupancy_threshold, self.step_size)
+        # nerfacc's marcher over self.grid per device, kept in a dict so it stays out of checkpoints.
+        self._estimators: dict = {}
 
     def update_occupancy(self, field, step: int, generator=None) -> None:
         if step >= self.cfg.occupancy_warmup_steps and step % self.cfg.occupancy_update_every == 0:
@@ -48,7 +53,49 @@ class VolumeRenderer(torch.nn.Module):
         result["orient"] = out.get("orient", torch.zeros(0, device=device))
         return result
 
+    def use_nerfacc(self, device) -> bool:
+        backend = self.cfg.backend
+        if backend == "nerfacc" and device.type != "cuda":
+            raise UserError("renderer.backend=nerfacc needs a CUDA GPU; use renderer.backend=torch on this machine")
+        return backend == "nerfacc"
+
     def _render_rays(self, field, o, d, light, shading, randomized, generator):
+        if self.use_nerfacc(o.device):
+            out = self._nerfacc_rays(field, o, d, randomized)
+        else:
+            out = self._torch_rays(field, o, d, randomized, generator)
+        if shading.mode == "textureless":
+            out["rgb"] = out["opacity"].expand(-1, 3)
+        if shading.mode != "albedo" or not torch.is_grad_enabled():
+            self._deferred_shading(field, o, d, light, shading, out)
+        return out
+
+    def _nerfacc_rays(self, field, o, d, randomized):
+        """CUDA path: nerfacc marches the same occupancy grid (its kernels skip empty cells and
+        stop early), then composites packed samples."""
+        if o.device not in self._estimators:
+            r = self.radius
+            self._estimators[o.device] = nerfacc.OccGridEstimator([-r, -r, -r, r, r, r], self.grid.res).to(o.device)
+        est = self._estimators[o.device]
+        est.binaries = self.grid.occupied[None].to(o.device)
+        t0, t1, hits = sphere_interval(o, d, self.radius)
+        t1 = torch.where(hits, t1, t0)
+
+        def sigma_fn(t_starts, t_ends, ray_indices):
+            pts = o[ray_indices] + d[ray_indices] * ((t_starts + t_ends) / 2)[:, None]
+            return field.density(pts)
+        ray_idx, t_starts, t_ends = est.sampling(o, d, sigma_fn=sigma_fn, t_min=t0, t_max=t1,
+                                                 render_step_size=self.step_size, stratified=randomized)
+        N = o.shape[0]
+        mid = (t_starts + t_ends) / 2
+        sigma, albedo = field.query(o[ray_idx] + d[ray_idx] * mid[:, None])
+        weights, _, _ = nerfacc.render_weight_from_density(t_starts, t_ends, sigma, ray_indices=ray_idx, n_rays=N)
+        acc = lambda v: nerfacc.accumulate_along_rays(weights, v, ray_indices=ray_idx, n_rays=N)  # noqa: E731
+        opacity = acc(None)
+        return {"opacity": opacity, "depth": acc(mid[:, None]), "rgb": acc(albedo),
+                "normal": torch.zeros((N, 3), device=o.device, dtype=o.dtype)}
+
+    def _torch_rays(self, field, o, d, randomized, generator):
         N, S = o.shape[0], self.cfg.num_samples_per_ray
         t0, t1, hits = sphere_interval(o, d, self.radius)
         jitter = torch.rand((N, S), generator=generator).to(o) if randomized else torch.full((N, S), 0.5).to(o)
@@ -69,12 +116,7 @@ class VolumeRenderer(torch.nn.Module):
         opacity = weights.sum(-1, keepdim=True)
         depth = (weights * mid).sum(-1, keepdim=True)
         rgb = (weights[..., None] * albedo).sum(1)
-        if shading.mode == "textureless":
-            rgb = opacity.expand(-1, 3)
-        out = {"opacity": opacity, "depth": depth, "normal": torch.zeros_like(rgb), "rgb": rgb}
-        if shading.mode != "albedo" or not torch.is_grad_enabled():
-            self._deferred_shading(field, o, d, light, shading, out)
-        return out
+        return {"opacity": opacity, "depth": depth, "normal": torch.zeros_like(rgb), "rgb": rgb}
 
     @staticmethod
     def _deferred_shading(field, o, d, light, shading, out):

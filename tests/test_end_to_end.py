@@ -110,3 +110,18 @@ def test_kill_9_then_resume_reaches_the_same_final_step(tmp_path):
     rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 61))  # no gap, no duplicate
     assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
+
+
+def test_optimization_beats_the_initial_blob(tmp_path):
+    """On an object without a distinct front (so no Janus to fall into), SDS must clearly improve
+    the silhouette IoU over the untrained density blob it starts from."""
+    def iou(steps):
+        out = tmp_path / f"mushroom-{steps}"
+        proc = dreamer("generate", "a mushroom", "--steps", str(steps), "--out", str(out),
+                       "export.turntable=false", "export.resolution=64")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
+    start, end = iou(1), iou(600)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "mushroom-iou.json").write_text(json.dumps({"step_1": start, "step_600": end}))
+    assert end > start + 0.08
