@@ -36,11 +36,16 @@ def validate(cfg: ExperimentConfig) -> None:
         raise UserError(f"unknown method '{cfg.guidance.method}'; choose one of: {', '.join(METHODS)}")
     if cfg.geometry.type not in REPRESENTATIONS:
         raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
-    if cfg.renderer.backend not in ("torch", "nerfacc"):
-        raise UserError(f"unknown renderer.backend '{cfg.renderer.backend}'; choose torch or nerfacc")
-    for fmt in cfg.export.formats:
-        if fmt not in ("glb", "obj"):
-            raise UserError(f"unknown export format '{fmt}'; choose from glb, obj")
+    choices = {"renderer.backend": (cfg.renderer.backend, ("torch", "nerfacc")),
+               "guidance.weighting": (cfg.guidance.weighting, ("sds", "uniform", "fantasia3d")),
+               "background.type": (cfg.background.type, ("solid", "mlp")),
+               "geometry.normal_type": (cfg.geometry.normal_type, ("finite_difference", "analytic")),
+               "geometry.density_bias": (cfg.geometry.density_bias, ("blob_magic3d", "blob_dreamfusion", "none")),
+               "geometry.density_activation": (cfg.geometry.density_activation, ("softplus", "exp"))}
+    checks = list(choices.items()) + [("export.formats", (fmt, ("glb", "obj"))) for fmt in cfg.export.formats]
+    for key, (value, options) in checks:
+        if value not in options:
+            raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
     if cfg.export.resolution < 16 or cfg.export.faces < 100:
         raise UserError("export resolution must be >= 16 and faces >= 100")
     check_prior_name(cfg.prior.name)

@@ -32,6 +32,8 @@ def assert_one_line_error(proc, pattern):
     (["generate", "a rubber duck", "--steps", "-5"], "steps must be a positive integer"),
     (["generate", "a rubber duck", "--steps", "ten"], "invalid int value"),
     (["generate", "a rubber duck", "--method", "magic"], "unknown method 'magic'"),
+    (["generate", "a rubber duck", "guidance.weighting=cubic"], "unknown guidance.weighting 'cubic'"),
+    (["generate", "a rubber duck", "export.formats=[glb,fbx]"], "unknown export.formats 'fbx'"),
     (["generate", "a rubber duck", "--representation", "voxels"], "unknown representation"),
     (["generate", "a rubber duck", "--prior", "some/model"], "prior 'some/model' is not available"),
     (["generate", "a rubber duck", "--config", "nope.yaml"], "does not exist"),

@@ -48,11 +48,11 @@ def test_demo_writes_every_file(demo_run):
 
 
 def test_demo_duck_is_a_duck(demo_run):
-    """Silhouette IoU against the toy ground truth at 8 held-out views."""
+    """Silhouette IoU against the toy ground truth at 8 held-out views. The issue asks for 0.6;
+    the untrained blob already scores 0.66 on the duck, so the bar here is above the blob."""
     out, _ = demo_run
     iou = json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
-    print(f"demo silhouette IoU {iou:.3f}")
-    assert iou >= 0.6
+    assert iou >= 0.68
 
 
 def test_demo_glb_passes_khronos_validator(demo_run):
