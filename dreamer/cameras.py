@@ -28,9 +28,8 @@ class CameraBatch:
     def __len__(self) -> int:
         return self.c2w.shape[0]
 
-    def to(self, device) -> "CameraBatch":
-        fields = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self.__dict__.items()}
-        return CameraBatch(**fields)
+    def subset(self, index: slice) -> "CameraBatch":
+        return CameraBatch(**{k: (v[index] if torch.is_tensor(v) else v) for k, v in self.__dict__.items()})
 
 
 def wrap_azimuth(azimuth: torch.Tensor) -> torch.Tensor:

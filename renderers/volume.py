@@ -147,7 +147,5 @@ class VolumeRenderer(torch.nn.Module):
         per_image = cams.height * cams.width
         n_img = max(1, self.cfg.eval_chunk_size // per_image)
         for i in range(0, len(cams), n_img):
-            sub = CameraBatch(**{k: (v[i:i + n_img] if torch.is_tensor(v) else v)
-                                 for k, v in cams.__dict__.items()})
-            outs.append(self(field, background, sub, shading))
+            outs.append(self(field, background, cams.subset(slice(i, i + n_img)), shading))
         return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}

@@ -53,8 +53,7 @@ def render_object(obj, cams: CameraBatch, background=(1.0, 1.0, 1.0), ambient=0.
     """
     rgbs, masks = [], []
     for start in range(0, len(cams), chunk_images):
-        sl = slice(start, start + chunk_images)
-        sub = type(cams)(**{k: (v[sl] if torch.is_tensor(v) else v) for k, v in cams.__dict__.items()})
+        sub = cams.subset(slice(start, start + chunk_images))
         sub.height, sub.width = cams.height * supersample, cams.width * supersample
         rgb, mask = _render_chunk(obj, sub, background, ambient, diffuse)
         if supersample > 1:
