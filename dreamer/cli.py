@@ -132,17 +132,14 @@ def _dispatch(args) -> int:
         from .runs import RunDir
         run = RunDir.open(args.run_dir)
         cfg = run.config()
-        formats = [f.strip() for f in args.format.split(",")] if args.format else None
-        for f in formats or []:
-            if f not in ("glb", "obj"):
-                raise UserError(f"unknown export format '{f}'; choose from glb, obj")
-        if args.resolution is not None and args.resolution < 16:
-            raise UserError("--resolution must be at least 16")
-        if args.faces is not None and args.faces < 100:
-            raise UserError("--faces must be at least 100")
-        system = pipeline.load_system(run, cfg)
-        files = pipeline.export(run, cfg, system, formats, args.resolution, args.faces,
-                                turntable=False if args.no_turntable else None)
+        e = cfg.export  # command-line options override the run's own export settings
+        if args.format:
+            e.formats = [f.strip() for f in args.format.split(",")]
+        e.resolution = e.resolution if args.resolution is None else args.resolution
+        e.faces = e.faces if args.faces is None else args.faces
+        e.turntable = e.turntable and not args.no_turntable
+        pipeline.validate_export(e)
+        files = pipeline.export(run, cfg, pipeline.load_system(run, cfg))
         result = {"files": files, "metrics": {}}
     else:  # pragma: no cover - argparse guarantees a command
         raise UserError(f"unknown command {args.command}")

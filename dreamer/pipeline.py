@@ -42,16 +42,25 @@ def validate(cfg: ExperimentConfig) -> None:
                "geometry.normal_type": (cfg.geometry.normal_type, ("finite_difference", "analytic")),
                "geometry.density_bias": (cfg.geometry.density_bias, ("blob_magic3d", "blob_dreamfusion", "none")),
                "geometry.density_activation": (cfg.geometry.density_activation, ("softplus", "exp"))}
-    checks = list(choices.items()) + [("export.formats", (fmt, ("glb", "obj"))) for fmt in cfg.export.formats]
-    for key, (value, options) in checks:
+    for key, (value, options) in choices.items():
         if value not in options:
             raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
-    if cfg.export.resolution < 16 or cfg.export.faces < 100:
-        raise UserError("export resolution must be >= 16 and faces >= 100")
+    validate_export(cfg.export)
     check_prior_name(cfg.prior.name)
     if cfg.prior.name == "toy":
         from .toy.catalogue import Catalogue
         Catalogue.with_extension(cfg.prior.catalogue).resolve(cfg.prompt)
+
+
+def validate_export(e) -> None:
+    """Export settings, checked for new runs and for `dreamer export` alike."""
+    for fmt in e.formats:
+        if fmt not in ("glb", "obj"):
+            raise UserError(f"unknown export.formats '{fmt}'; choose one of: glb, obj")
+    if e.resolution < 16:
+        raise UserError(f"export resolution must be at least 16, got {e.resolution}")
+    if e.faces < 100:
+        raise UserError(f"export face count must be at least 100, got {e.faces}")
 
 
 def _quiet_lightning():
@@ -120,23 +129,21 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
     return system.eval()
 
 
-def export(run: RunDir, cfg: ExperimentConfig, system, formats=None, resolution=None, faces=None,
-           turntable: bool | None = None) -> list[Path]:
+def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
+    """Mesh, texture and turntable as cfg.export asks."""
     from .export.mesh import textured_mesh_from_field
     from .export.writers import write_glb, write_obj
     e, g = cfg.export, cfg.geometry
-    formats = formats or e.formats
     written = []
     started = time.time()
     with torch.no_grad():
-        tm = textured_mesh_from_field(system.field.density, system.field.albedo, g.radius,
-                                      resolution or e.resolution, g.isosurface_threshold, faces or e.faces,
-                                      e.texture_size)
-    if "glb" in formats:
+        tm = textured_mesh_from_field(system.field.density, system.field.albedo, g.radius, e.resolution,
+                                      g.isosurface_threshold, e.faces, e.texture_size)
+    if "glb" in e.formats:
         written.append(write_glb(tm, run.path / "model.glb"))
-    if "obj" in formats:
+    if "obj" in e.formats:
         written += write_obj(tm, run.path / "model.obj")
-    if turntable if turntable is not None else e.turntable:
+    if e.turntable:
         written.append(write_turntable(run, cfg, system))
     run.update_state(timings={"export_seconds": round(time.time() - started, 1)},
                      mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces))})
