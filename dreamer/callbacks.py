@@ -1,8 +1,6 @@
 """Lightning callbacks: progress with ETA, atomic checkpoints, preview grids."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -11,6 +9,11 @@ from tqdm import tqdm
 
 from .atomic import write_with
 from .cameras import orbit
+
+
+def due(trainer, every: int) -> bool:
+    """True every `every` steps and at the last step."""
+    return trainer.global_step % every == 0 or trainer.global_step >= trainer.max_steps
 
 
 class Progress(pl.Callback):
@@ -49,7 +52,7 @@ class AtomicCheckpoint(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if step % self.every == 0 or step >= trainer.max_steps:
+        if due(trainer, self.every):
             self._save(trainer, "last.ckpt")
             self.run.update_state(step=step, status="running")
         if self.keep_every and step % self.keep_every == 0:
@@ -72,11 +75,9 @@ class Previews(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if step % self.every == 0 or step >= trainer.max_steps:
-            started = time.time()
+        if due(trainer, self.every):
             grid = preview_grid(pl_module)
             write_with(self.run.previews / f"step-{step:06d}.png", lambda p: Image.fromarray(grid).save(p, format="PNG"))
-            pl_module.preview_seconds = getattr(pl_module, "preview_seconds", 0.0) + time.time() - started
 
 
 class MetricsCSV(pl.Callback):
@@ -101,6 +102,6 @@ class MetricsCSV(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         s, step = pl_module.last_stats, trainer.global_step
         self.rows.append(",".join([str(step)] + [f"{s.get(k, 0):.6g}" for k in self.COLUMNS[1:]]))
-        if step % self.every == 0 or step >= trainer.max_steps:
+        if due(trainer, self.every):
             from .atomic import write_text
             write_text(self.path, "\n".join([",".join(self.COLUMNS)] + self.rows) + "\n")
