@@ -22,13 +22,13 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="optimize a 3D asset for a prompt and export it")
     g.add_argument("prompt")
-    g.add_argument("--method", default=None, help="guidance method (default: sds)")
+    g.add_argument("--method", default=None, help="guidance method: sds, vsd, esd, csd, csm, asd, nfsd, ism, tsm, bsd, dsd, cds (default: sds)")
     g.add_argument("--representation", default=None, help="3D representation (default: nerf)")
     g.add_argument("--prior", default=None, help="diffusion prior (default: toy)")
     g.add_argument("--steps", type=int, default=None, help="optimization steps")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--out", default=None, help="run folder to create (default: outputs/<prompt>-<time>)")
-    g.add_argument("--config", default=None, help=f"recipe YAML (default: configs/{DEFAULT_RECIPE})")
+    g.add_argument("--config", default=None, help=f"recipe YAML (default: configs/<method>-nerf.yaml, else configs/{DEFAULT_RECIPE})")
     g.add_argument("overrides", nargs="*", help="key=value config overrides")
 
     r = sub.add_parser("run", help="run a recipe with key=value overrides")
@@ -76,7 +76,15 @@ def _generate_config(args):
         values["trainer"] = {"max_steps": args.steps}
     if args.seed is not None:
         values["seed"] = args.seed
-    return build_config(_recipe_path(args.config), args.overrides, values)
+    return build_config(_recipe_path(args.config or _method_recipe(args.method)), args.overrides, values)
+
+
+def _method_recipe(method: str | None) -> str | None:
+    """--method X without --config runs configs/X-nerf.yaml, which carries X's defaults."""
+    from .config import CONFIG_DIR
+    if method and (CONFIG_DIR / f"{method}-nerf.yaml").is_file():
+        return f"{method}-nerf.yaml"
+    return None
 
 
 def _summary(run, result) -> None:

@@ -41,15 +41,101 @@ class PriorConfig:
 
 
 @dataclass
+class PerpNegConfig:
+    """Perp-Neg (Armandpour et al.): subtract the parts of other views' scores that are
+    perpendicular to this view's, with weights f(r) = a exp(-b r) + c of the azimuth blend r."""
+    enabled: bool = False
+    f_fs: list = field(default_factory=lambda: [4.0, 0.5, -2.426])  # front negative, front-side half
+    f_sf: list = field(default_factory=lambda: [4.0, 0.5, -2.426])  # side negative, front-side half
+    f_sb: list = field(default_factory=lambda: [1.0, 0.5, -0.606])  # side negative, back half
+    f_fsb: list = field(default_factory=lambda: [1.0, 0.5, 0.967])  # front negative, back half
+
+
+@dataclass
+class FakeScoreConfig:
+    """The online-trained score of the renders (VSD, ESD, DSD)."""
+    guidance_scale_lora: Sched = 1.0  # VSD: eps_psi(c=0) + s_l (eps_psi(c) - eps_psi(c=0))
+    camera_dropout: float = 0.1  # chance the camera is replaced by zeros when training it
+    width: int = 32  # toy prior: channels of the residual network
+    lora_rank: int = 4  # diffusers priors: LoRA rank
+
+
+@dataclass
+class CSDConfig:
+    """Classifier score distillation: g = w (c_cond e_y + c_neg e_neg + c_null e_null + c_noise eps)."""
+    cond_scale: Sched = 1.0
+    negative_scale: Sched = 0.0  # the reference's uncond_scale
+    null_scale: Sched = -1.0
+    noise_scale: Sched = 0.0
+    perp_neg_scale: Sched = 0.0  # weight of the Perp-Neg term (needs guidance.perp_neg.enabled)
+    grad_normalize: bool = False  # divide g by its norm over the whole batch
+
+
+@dataclass
+class ASDConfig:
+    plus_ratio: float = 0.1  # the fake estimate sits Delta_t = r (t - t_min) u later
+    plus_random: bool = True  # u ~ U(0, 1) rather than 1
+
+
+@dataclass
+class NFSDConfig:
+    threshold: int = 200  # below it the domain direction is the unconditional score alone
+
+
+@dataclass
+class IntervalConfig:
+    """ISM and TSM (and CSM's deterministic noising): DDIM inversion of the render."""
+    delta_t: Sched = 80  # interval between x_s and x_t (the reference anneals 100 -> 80)
+    inversion_stride: int = 200  # largest step of the DDIM inversion from 0 to s
+    denoise_guidance_scale: float = 1.0  # >1: the inversion uses e_null + w (e_neg - e_null)
+    offset_noise: float = 0.1  # start noise eps + offset * per-channel noise
+    gamma: float = 0.3  # TSM: mu = s + (t - s) sqrt(1 - gamma^2); gamma = 1 is ISM
+
+
+@dataclass
+class BSDConfig:
+    balance_ratio: float = 15.0  # lambda_r, classifier : smoothing (the reference hard-codes 15)
+    auto: bool = False  # the auto variant: smoothing term 1.25 (e_u - eps), batch-norm weight
+
+
+@dataclass
+class DSDConfig:
+    classifier_weight: Sched = 0.5  # lam_c on (e_y - e_null)
+    variational_weight: Sched = 0.5  # lam_v on (eps_cfg - eps_psi)
+
+
+@dataclass
+class CDSConfig:
+    t_start: int = 700  # t_n goes from t_start to t_end with sqrt(progress)
+    t_end: int = 20
+    anneal_steps: int = 0  # 0: the run's max_steps
+    perturb_factor: int = 100  # t = t_n + U_int[end_gap, end_gap + perturb_factor)
+    end_gap: int = 100
+    noise_seed: int = 0  # the one fixed noise eps* shared by every view and step
+
+
+@dataclass
 class GuidanceConfig:
     method: str = "sds"
     guidance_scale: Sched = 7.5  # diffusers convention: eps_u + s * (eps_c - eps_u)
-    weighting: str = "sds"  # sds: 1 - abar_t | uniform | fantasia3d
+    weighting: str = "sds"  # sds: 1 - abar_t | uniform | fantasia3d | rho: sqrt((1-abar)/abar) | alpha: sqrt(abar)
     min_step_percent: Sched = 0.02
     max_step_percent: Sched = 0.98
     sqrt_anneal: bool = False  # HiFA: one deterministic t that decreases with sqrt(progress)
     grad_clip: Optional[Sched] = None  # elementwise clip of g (score debiasing uses a schedule)
+    pixel_clip: Optional[Sched] = None  # TSM: per-pixel L-inf clip of the image gradient, e.g. 0.05
     view_dependent_prompting: bool = True
+    negative_prompt: str = ""  # fills CFG's unconditional slot when set ("" = the null prompt)
+    perp_neg: PerpNegConfig = field(default_factory=PerpNegConfig)
+    fake_score: FakeScoreConfig = field(default_factory=FakeScoreConfig)
+    entropy_weight: Sched = 0.5  # ESD's lambda: 0 is VSD, 1 is full distribution matching
+    csd: CSDConfig = field(default_factory=CSDConfig)
+    asd: ASDConfig = field(default_factory=ASDConfig)
+    nfsd: NFSDConfig = field(default_factory=NFSDConfig)
+    interval: IntervalConfig = field(default_factory=IntervalConfig)
+    bsd: BSDConfig = field(default_factory=BSDConfig)
+    dsd: DSDConfig = field(default_factory=DSDConfig)
+    cds: CDSConfig = field(default_factory=CDSConfig)
 
 
 @dataclass
@@ -131,13 +217,15 @@ class OptimizerConfig:
     lr_encoding: Sched = 0.01
     lr_mlp: Sched = 0.001
     lr_background: Sched = 0.001
+    lr_fake_score: Sched = 0.001  # VSD/ESD/DSD: the fake score's own learning rate
     betas: list = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-15
 
 
 @dataclass
 class LossConfig:
-    lambda_sds: Sched = 1.0
+    lambda_guidance: Sched = 1.0  # the distillation term, whatever the method
+    lambda_fake_score: Sched = 1.0  # VSD/ESD/DSD: the fake score's denoising loss
     lambda_orient: Sched = 0.0
     lambda_sparsity: Sched = 0.0
     lambda_opaque: Sched = 0.0

@@ -37,7 +37,7 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.geometry.type not in REPRESENTATIONS:
         raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
     choices = {"renderer.backend": (cfg.renderer.backend, ("torch", "nerfacc")),
-               "guidance.weighting": (cfg.guidance.weighting, ("sds", "uniform", "fantasia3d")),
+               "guidance.weighting": (cfg.guidance.weighting, ("sds", "uniform", "fantasia3d", "rho", "alpha")),
                "background.type": (cfg.background.type, ("solid", "mlp")),
                "geometry.normal_type": (cfg.geometry.normal_type, ("finite_difference", "analytic")),
                "geometry.density_bias": (cfg.geometry.density_bias, ("blob_magic3d", "blob_dreamfusion", "none")),

@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from dreamer.cameras import CameraSampler, view_labels, view_prompt
+from dreamer.cameras import CameraSampler
 from dreamer.errors import UserError
 from dreamer.geometry.nerf import NeRFField
 from dreamer.guidance import build_guidance
+from dreamer.prompts import PromptProcessor
 from dreamer.schedule import evaluate
 from renderers.background import Background
 from renderers.volume import ShadingSpec, VolumeRenderer
@@ -31,8 +32,9 @@ class TextTo3DSystem(pl.LightningModule):
         self.background = Background(cfg.background)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
+        # The guidance is a submodule so a fake score's weights are checkpointed with the asset.
         self.guidance = build_guidance(cfg.guidance, prior, cfg.trainer.max_steps) if prior else None
-        self._emb_cache: dict[str, torch.Tensor] = {}
+        self.prompts = PromptProcessor(prior, cfg.prompt, cfg.guidance, cfg.camera) if prior else None
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_stats: dict = {}
@@ -42,6 +44,8 @@ class TextTo3DSystem(pl.LightningModule):
     def _groups(self) -> dict:
         groups = self.field.parameter_groups()
         groups["background"] = list(self.background.parameters())
+        if self.guidance is not None:
+            groups["fake_score"] = list(self.guidance.parameters())
         return {k: v for k, v in groups.items() if v}
 
     def _lr(self, name: str, step: int) -> float:
@@ -51,25 +55,6 @@ class TextTo3DSystem(pl.LightningModule):
         c = self.cfg.optimizer
         groups = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()]
         return torch.optim.Adam(groups, betas=tuple(c.betas), eps=c.eps)
-
-    # -- conditioning ----------------------------------------------------------------------------
-
-    def embedding(self, prompt: str) -> torch.Tensor:
-        if prompt not in self._emb_cache:
-            self._emb_cache[prompt] = self.prior.embed([prompt])[0]
-        return self._emb_cache[prompt]
-
-    def prompt_embeddings(self, cams):
-        c = self.cfg
-        if c.guidance.view_dependent_prompting:
-            labels = view_labels(cams.elevation, cams.azimuth, c.camera.front_threshold,
-                                 c.camera.back_threshold, c.camera.overhead_threshold)
-            prompts = [view_prompt(c.prompt, lb) for lb in labels]
-        else:
-            prompts = [c.prompt] * len(cams)
-        cond = torch.stack([self.embedding(p) for p in prompts])
-        uncond = self.embedding("").expand_as(cond)
-        return cond, uncond
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -96,10 +81,12 @@ class TextTo3DSystem(pl.LightningModule):
         bg_color = torch.rand(3, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
         out = self.render(cams, self.shading_for(step, g), randomized=c.renderer.randomized, generator=g,
                           bg_color=bg_color)
+        self.guidance.attach_image_hook(out["rgb"])
         x = self.prior.encode(out["rgb"])
-        cond, uncond = self.prompt_embeddings(cams)
-        terms = self.guidance(x, cond, uncond, generator=g)
-        loss = evaluate(c.loss.lambda_sds, step) * terms[f"loss_{self.guidance.name}"]
+        terms = self.guidance(x, self.prompts(cams), generator=g)
+        loss = evaluate(c.loss.lambda_guidance, step) * terms["loss_guidance"]
+        if "loss_fake_score" in terms:
+            loss = loss + evaluate(c.loss.lambda_fake_score, step) * terms["loss_fake_score"]
         loss = loss + self.regularizers(out, step)
 
         opt.zero_grad(set_to_none=True)
@@ -118,7 +105,10 @@ class TextTo3DSystem(pl.LightningModule):
                     f"lower the learning rates or the guidance scale and resume from the last checkpoint")
         opt.step()
         self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
-                           "grad_norm": float(terms["grad_norm"]), "skipped": self.skipped_steps}
+                           "grad_norm": float(terms["grad_norm"]), "nfe": float(terms["nfe"]),
+                           "skipped": self.skipped_steps}
+        if "loss_fake_score" in terms:
+            self.last_stats["loss_fake_score"] = float(terms["loss_fake_score"].detach())
         return loss.detach()
 
     def regularizers(self, out, step) -> torch.Tensor:

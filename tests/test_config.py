@@ -51,7 +51,7 @@ def test_wrong_type_fails():
 
 
 def test_schedules_accepted_for_numbers():
-    cfg = build_config(None, ["guidance.max_step_percent=[0,0.98,0.5,400]", "loss.lambda_sds=[0,1,2,10]",
+    cfg = build_config(None, ["guidance.max_step_percent=[0,0.98,0.5,400]", "loss.lambda_guidance=[0,1,2,10]",
                               "guidance.grad_clip=[0,2.0,8.0,1000]", "optimizer.lr_encoding=[0,0.01,0.001,100]"])
     assert cfg.guidance.max_step_percent == [0, 0.98, 0.5, 400]
 

@@ -4,32 +4,8 @@ import torch
 from dreamer.config import GuidanceConfig
 from dreamer.guidance.base import injection_loss
 from dreamer.guidance.sds import SDSGuidance
-from dreamer.priors.base import Prior, sd_alphas_cumprod
-
-
-class GaussianPrior(Prior):
-    """Exact score of N(mean_c, v I) per condition: the embedding is the mean image itself."""
-    space, resolution, channels = "pixel", 4, 1
-
-    def __init__(self, v=0.25):
-        self.v, self.alphas_cumprod = v, sd_alphas_cumprod().float()
-
-    def check_prompt(self, prompt):
-        pass
-
-    def encode(self, rgb):
-        return rgb
-
-    def decode(self, x):
-        return x
-
-    def embed(self, prompts):
-        return torch.stack([torch.full((1, 4, 4), float(p or 0)) for p in prompts])
-
-    def predict_noise(self, x_t, t, emb):
-        abar = self.alphas_cumprod[t].reshape(-1, 1, 1, 1)
-        a, s = abar.sqrt(), (1 - abar).sqrt()
-        return s * (x_t - a * emb) / (a * a * self.v + s * s)
+from tests.gaussian_prior import GaussianPrior
+from tests.test_guidance_family import conditioning
 
 
 def test_injection_loss_gradient_is_g_over_B():
@@ -41,7 +17,7 @@ def test_injection_loss_gradient_is_g_over_B():
 
 def test_timesteps_inclusive_bounds_and_schedule():
     cfg = GuidanceConfig(min_step_percent=0.02, max_step_percent=[5000, 0.98, 0.5, 5001])
-    gd = SDSGuidance(cfg, GaussianPrior(), 10000)
+    gd = SDSGuidance(cfg, GaussianPrior(resolution=4), 10000)
     t = gd.sample_t(20000, torch.Generator().manual_seed(0))
     assert t.min() == 20 and t.max() == 980 and t.dtype == torch.int64
     gd.update_step(5001)
@@ -52,7 +28,7 @@ def test_timesteps_inclusive_bounds_and_schedule():
 
 def test_sqrt_anneal_is_deterministic_and_decreasing():
     cfg = GuidanceConfig(min_step_percent=0.3, max_step_percent=0.98, sqrt_anneal=True)
-    gd = SDSGuidance(cfg, GaussianPrior(), 100)
+    gd = SDSGuidance(cfg, GaussianPrior(resolution=4), 100)
     ts = []
     for step in (0, 25, 100):
         gd.update_step(step)
@@ -63,7 +39,7 @@ def test_sqrt_anneal_is_deterministic_and_decreasing():
 
 
 def test_weightings():
-    gd = SDSGuidance(GuidanceConfig(weighting="fantasia3d"), GaussianPrior(), 10)
+    gd = SDSGuidance(GuidanceConfig(weighting="fantasia3d"), GaussianPrior(resolution=4), 10)
     t = torch.tensor([100])
     abar = gd.abar[100]
     assert gd.weight(t).item() == pytest.approx((abar.sqrt() * (1 - abar)).item())
@@ -72,24 +48,24 @@ def test_weightings():
 
 
 def test_sds_equals_closed_form_and_cfg_convention():
-    prior = GaussianPrior()
+    prior = GaussianPrior(resolution=4)
     cfg = GuidanceConfig(guidance_scale=3.0, min_step_percent=0.5, max_step_percent=0.5)
     gd = SDSGuidance(cfg, prior, 10)
     x = torch.randn(2, 1, 4, 4)
-    cond, uncond = prior.embed(["1", "1"]), prior.embed(["", ""])
+    c = conditioning(prior, 2)
     gen = torch.Generator().manual_seed(0)
-    g, t = gd.gradient(x, cond, uncond, gen)
+    g, t = gd.gradient(x, c, gen)
     replay = torch.Generator().manual_seed(0)
     assert torch.equal(gd.sample_t(2, replay), t)
     noise = torch.randn(x.shape, generator=replay)
     x_t = gd.add_noise(x, t, noise)
-    e_c, e_u = prior.predict_noise(x_t, t, cond), prior.predict_noise(x_t, t, uncond)
-    expected = (1 - gd.abar[t]).reshape(-1, 1, 1, 1) * (e_u + 3.0 * (e_c - e_u) - noise)
+    e_c, e_u = prior.predict_noise(x_t, t, c.cond), prior.predict_noise(x_t, t, c.null)
+    expected = (1 - gd.abar[t]).reshape(-1, 1, 1, 1).float() * (e_u + 3.0 * (e_c - e_u) - noise)
     assert torch.allclose(g, expected, atol=1e-5)
 
 
 def test_nan_guard_and_clip():
-    gd = SDSGuidance(GuidanceConfig(grad_clip=[0, 2.0, 8.0, 100]), GaussianPrior(), 100)
+    gd = SDSGuidance(GuidanceConfig(grad_clip=[0, 2.0, 8.0, 100]), GaussianPrior(resolution=4), 100)
     g = torch.tensor([float("nan"), float("inf"), -50.0, 1.0])
     assert torch.equal(gd.finalize(g), torch.tensor([0.0, 0.0, -2.0, 1.0]))
     gd.update_step(50)
@@ -98,14 +74,14 @@ def test_nan_guard_and_clip():
 
 def test_sds_drives_a_free_image_to_the_conditional_mode():
     """With an exact Gaussian prior and s = 1, SDS on a free image converges to the mean (spec 7)."""
-    prior = GaussianPrior()
+    prior = GaussianPrior(resolution=4)
     gd = SDSGuidance(GuidanceConfig(guidance_scale=1.0), prior, 1000)
     x = torch.full((1, 1, 4, 4), 3.0, requires_grad=True)
     opt = torch.optim.Adam([x], lr=0.02)
-    cond, uncond = prior.embed(["1"]), prior.embed([""])
+    c = conditioning(prior, 1)
     gen = torch.Generator().manual_seed(0)
     for _ in range(1500):
         opt.zero_grad()
-        gd(x, cond, uncond, gen)["loss_sds"].backward()
+        gd(x, c, gen)["loss_guidance"].backward()
         opt.step()
     assert x.mean().item() == pytest.approx(1.0, abs=0.05)

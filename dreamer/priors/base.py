@@ -48,3 +48,8 @@ class Prior(abc.ABC):
     @abc.abstractmethod
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Noise prediction eps(x_t; emb, t) for each sample; t is (B,) integer timesteps."""
+
+    def make_fake_score(self, cfg) -> "torch.nn.Module":
+        """A trainable score of the renders for VSD-type methods: module(x_t, t, emb, camera) -> eps,
+        equal to predict_noise before training, counting its evaluations in `.evaluations`."""
+        raise NotImplementedError(f"{type(self).__name__} has no fake score")

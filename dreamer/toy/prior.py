@@ -77,6 +77,10 @@ class ToyPrior(Prior):
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return ((x + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
+    def make_fake_score(self, cfg):
+        from .fake_score import ResidualFakeScore
+        return ResidualFakeScore(self, width=cfg.width)
+
     # -- the exact score ---------------------------------------------------------------------
 
     def posterior(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:

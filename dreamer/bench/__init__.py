@@ -1,0 +1,1 @@
+"""Benchmarks behind `dreamer bench`: figures printed, never asserted."""
