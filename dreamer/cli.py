@@ -46,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
     e.add_argument("--no-turntable", action="store_true")
 
+    b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per step)")
+    b.add_argument("what", choices=["guidance"])
+    b.add_argument("--methods", default=None, help="comma-separated (default: every method)")
+    b.add_argument("--steps", type=int, default=20, help="timed steps per method")
+    b.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
+    b.add_argument("--batch-size", type=int, default=1, help="views per step")
+    b.add_argument("--prompt", default="a rubber duck")
+    b.add_argument("--markdown", default=None, help="also write the table to this file")
+
     lp = sub.add_parser("list-prompts", help="objects the toy prior knows")
     lp.add_argument("--catalogue", default=None, help="YAML file adding objects from mesh files")
     return p
@@ -127,6 +136,8 @@ def _dispatch(args) -> int:
             front = " [distinct front]" if obj.has_front else ""
             print(f"{obj.name:14s} aliases: {', '.join(obj.aliases)}{front}")
         return 0
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "generate":
         cfg = _generate_config(args)
         run, result = pipeline.generate(cfg, args.out)
@@ -152,6 +163,25 @@ def _dispatch(args) -> int:
     else:  # pragma: no cover - argparse guarantees a command
         raise UserError(f"unknown command {args.command}")
     _summary(run, result)
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import guidance
+    from .guidance import METHODS
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
+    if args.steps < 1 or args.batch_size < 1 or args.warmup < 0:
+        raise UserError("--steps and --batch-size must be at least 1, --warmup at least 0")
+    rows = guidance.run(methods, args.steps, args.warmup, args.prompt, args.batch_size,
+                        say=lambda m: print(m, file=sys.stderr, flush=True))
+    text = guidance.table(rows, args.batch_size)
+    print(text)
+    if args.markdown:
+        from .atomic import write_text
+        write_text(Path(args.markdown), text + "\n")
     return 0
 
 

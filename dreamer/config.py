@@ -128,6 +128,7 @@ class GuidanceConfig:
     negative_prompt: str = ""  # fills CFG's unconditional slot when set ("" = the null prompt)
     perp_neg: PerpNegConfig = field(default_factory=PerpNegConfig)
     fake_score: FakeScoreConfig = field(default_factory=FakeScoreConfig)
+    particles: int = 1  # VSD/ESD/DSD: assets optimized together, sharing one fake score
     entropy_weight: Sched = 0.5  # ESD's lambda: 0 is VSD, 1 is full distribution matching
     csd: CSDConfig = field(default_factory=CSDConfig)
     asd: ASDConfig = field(default_factory=ASDConfig)

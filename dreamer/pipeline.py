@@ -25,7 +25,7 @@ def say(msg: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Every check that needs no heavy work, so bad input fails before anything is written."""
-    from .guidance import METHODS
+    from .guidance import FAKE_SCORE_METHODS, METHODS
     from .priors.factory import check_prior_name
     if not cfg.prompt.strip():
         raise UserError('the prompt is empty; describe the object, e.g. dreamer generate "a rubber duck" '
@@ -34,6 +34,11 @@ def validate(cfg: ExperimentConfig) -> None:
         raise UserError(f"steps must be a positive integer, got {cfg.trainer.max_steps}")
     if cfg.guidance.method not in METHODS:
         raise UserError(f"unknown method '{cfg.guidance.method}'; choose one of: {', '.join(METHODS)}")
+    if cfg.guidance.particles < 1:
+        raise UserError(f"guidance.particles must be at least 1, got {cfg.guidance.particles}")
+    if cfg.guidance.particles > 1 and cfg.guidance.method not in FAKE_SCORE_METHODS:
+        raise UserError(f"guidance.particles={cfg.guidance.particles} needs a method with a fake score "
+                        f"({', '.join(FAKE_SCORE_METHODS)}), not {cfg.guidance.method}; set guidance.particles=1")
     if cfg.geometry.type not in REPRESENTATIONS:
         raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
     choices = {"renderer.backend": (cfg.renderer.backend, ("torch", "nerfacc")),
@@ -125,7 +130,9 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
         raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
     system = TextTo3DSystem(cfg, prior=None)
     state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
-    system.load_state_dict(state["state_dict"])
+    # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
+    weights = {k: v for k, v in state["state_dict"].items() if not k.startswith("guidance.")}
+    system.load_state_dict(weights)
     return system.eval()
 
 
@@ -134,15 +141,19 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
     from .export.mesh import textured_mesh_from_field
     from .export.writers import write_glb, write_obj
     e, g = cfg.export, cfg.geometry
-    written = []
+    written, tm = [], None
     started = time.time()
-    with torch.no_grad():
-        tm = textured_mesh_from_field(system.field.density, system.field.albedo, g.radius, e.resolution,
-                                      g.isosurface_threshold, e.faces, e.texture_size)
-    if "glb" in e.formats:
-        written.append(write_glb(tm, run.path / "model.glb"))
-    if "obj" in e.formats:
-        written += write_obj(tm, run.path / "model.obj")
+    for k, (field, _) in enumerate(system.particles()):
+        folder = run.path if k == 0 else run.path / "particles" / str(k)  # particle 0 is the asset
+        folder.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            mesh = textured_mesh_from_field(field.density, field.albedo, g.radius, e.resolution,
+                                            g.isosurface_threshold, e.faces, e.texture_size)
+        if "glb" in e.formats:
+            written.append(write_glb(mesh, folder / "model.glb"))
+        if "obj" in e.formats:
+            written += write_obj(mesh, folder / "model.obj")
+        tm = tm if k else mesh
     if e.turntable:
         written.append(write_turntable(run, cfg, system))
     run.update_state(timings={"export_seconds": round(time.time() - started, 1)},
@@ -169,10 +180,14 @@ def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
     cat = Catalogue.with_extension(cfg.prior.catalogue)
     obj, _ = cat.resolve(cfg.prompt)
 
-    def opacity(cams):
-        return system.render_views(cams, mode="albedo")["opacity"][..., 0]
-    iou = toy_silhouette_iou(opacity, cat.objects[obj], cfg.camera)
-    metrics = {"silhouette_iou_8views": round(iou, 4)}
+    ious = []
+    for k in range(len(system.particles())):
+        def opacity(cams, k=k):
+            return system.render_views(cams, mode="albedo", particle=k)["opacity"][..., 0]
+        ious.append(toy_silhouette_iou(opacity, cat.objects[obj], cfg.camera))
+    metrics = {"silhouette_iou_8views": round(ious[0], 4)}
+    if len(ious) > 1:
+        metrics["silhouette_iou_8views_particles"] = [round(v, 4) for v in ious]
     run.update_state(metrics=metrics)
     return metrics
 

@@ -29,6 +29,11 @@ class TextTo3DSystem(pl.LightningModule):
         self.automatic_optimization = False
         self.field = NeRFField(cfg.geometry)
         self.renderer = VolumeRenderer(cfg.renderer, cfg.geometry.radius)
+        # VSD/ESD particles beyond the first: each its own field (and occupancy), one shared fake score
+        self.more_particles = torch.nn.ModuleList(
+            torch.nn.ModuleDict({"field": NeRFField(cfg.geometry),
+                                 "renderer": VolumeRenderer(cfg.renderer, cfg.geometry.radius)})
+            for _ in range(cfg.guidance.particles - 1))
         self.background = Background(cfg.background)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
@@ -41,8 +46,15 @@ class TextTo3DSystem(pl.LightningModule):
 
     # -- parameters ------------------------------------------------------------------------------
 
+    def particles(self) -> list[tuple]:
+        """(field, renderer) per particle; particle 0 is the one exported as model.glb."""
+        return [(self.field, self.renderer)] + [(p["field"], p["renderer"]) for p in self.more_particles]
+
     def _groups(self) -> dict:
-        groups = self.field.parameter_groups()
+        groups: dict = {}
+        for field, _ in self.particles():
+            for name, params in field.parameter_groups().items():
+                groups.setdefault(name, []).extend(params)
         groups["background"] = list(self.background.parameters())
         if self.guidance is not None:
             groups["fake_score"] = list(self.guidance.parameters())
@@ -65,8 +77,10 @@ class TextTo3DSystem(pl.LightningModule):
             mode = "textureless" if torch.rand(1, generator=g).item() < m.textureless_prob else "shaded"
         return ShadingSpec(mode, m.ambient_light, m.diffuse_light)
 
-    def render(self, cams, shading, randomized=False, generator=None, bg_color=None):
-        return self.renderer(self.field, self.background, cams, shading, randomized, generator, bg_color)
+    def render(self, cams, shading, randomized=False, generator=None, bg_color=None) -> list[dict]:
+        """One render per particle, in particle order."""
+        return [renderer(field, self.background, cams, shading, randomized, generator, bg_color)
+                for field, renderer in self.particles()]
 
     def training_step(self, batch, batch_idx):
         step, c = self.global_step, self.cfg
@@ -75,19 +89,21 @@ class TextTo3DSystem(pl.LightningModule):
         opt = self.optimizers()
         for group in opt.param_groups:
             group["lr"] = self._lr(group["name"], step)
-        self.renderer.update_occupancy(self.field, step, g)
+        for field, renderer in self.particles():
+            renderer.update_occupancy(field, step, g)
 
         cams = self.sampler.sample(step)
         bg_color = torch.rand(3, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
-        out = self.render(cams, self.shading_for(step, g), randomized=c.renderer.randomized, generator=g,
-                          bg_color=bg_color)
-        self.guidance.attach_image_hook(out["rgb"])
-        x = self.prior.encode(out["rgb"])
-        terms = self.guidance(x, self.prompts(cams), generator=g)
+        outs = self.render(cams, self.shading_for(step, g), randomized=c.renderer.randomized, generator=g,
+                           bg_color=bg_color)
+        rgb = torch.cat([o["rgb"] for o in outs])
+        self.guidance.attach_image_hook(rgb)
+        x = self.prior.encode(rgb)
+        terms = self.guidance(x, self.prompts(cams).repeat(len(outs)), generator=g)
         loss = evaluate(c.loss.lambda_guidance, step) * terms["loss_guidance"]
         if "loss_fake_score" in terms:
             loss = loss + evaluate(c.loss.lambda_fake_score, step) * terms["loss_fake_score"]
-        loss = loss + self.regularizers(out, step)
+        loss = loss + sum(self.regularizers(o, step) for o in outs)
 
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -141,9 +157,10 @@ class TextTo3DSystem(pl.LightningModule):
     # -- queries used by export and evaluation --------------------------------------------------------
 
     @torch.no_grad()
-    def render_views(self, cams, mode: str = "shaded") -> dict:
+    def render_views(self, cams, mode: str = "shaded", particle: int = 0) -> dict:
         m = self.cfg.material
-        return self.renderer.render_chunked(self.field, self.background, cams,
+        field, renderer = self.particles()[particle]
+        return renderer.render_chunked(field, self.background, cams,
                                             ShadingSpec(mode, m.ambient_light, m.diffuse_light))
 
 

@@ -4,8 +4,8 @@ import torch
 from dreamer.config import GuidanceConfig
 from dreamer.guidance.base import injection_loss
 from dreamer.guidance.sds import SDSGuidance
-from tests.gaussian_prior import GaussianPrior
-from tests.test_guidance_family import conditioning
+from gaussian_prior import GaussianPrior
+from test_guidance_family import conditioning
 
 
 def test_injection_loss_gradient_is_g_over_B():

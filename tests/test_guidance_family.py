@@ -16,7 +16,7 @@ from dreamer.guidance import METHODS, Conditioning
 from dreamer.guidance.base import perp, pixel_clip
 from dreamer.guidance.bsd import min_norm_weight
 from dreamer.guidance.interval import tsm_midpoint
-from tests.gaussian_prior import GaussianPrior, GeneratorFake, gaussian_eps
+from gaussian_prior import GaussianPrior, GeneratorFake, gaussian_eps
 
 COND = "1,0.25"  # the target N(1, 0.25); the unconditional is N(0, 2.25)
 

@@ -62,6 +62,13 @@ class Conditioning:
     def __len__(self) -> int:
         return self.cond.shape[0]
 
+    def repeat(self, n: int) -> "Conditioning":
+        """The same rows n times over (one block per particle)."""
+        if n == 1:
+            return self
+        return Conditioning(**{f.name: (None if getattr(self, f.name) is None else torch.cat([getattr(self, f.name)] * n))
+                               for f in fields(self)})
+
     def select(self, index) -> "Conditioning":
         return Conditioning(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
                                for f in fields(self)})
