@@ -13,6 +13,13 @@ def sd_alphas_cumprod(num_timesteps: int = 1000, beta_start: float = 0.00085,
     return torch.cumprod(1.0 - betas, dim=0)
 
 
+def v_to_eps(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Epsilon from a v-prediction: with v = a_t eps - s_t x0 and x_t = a_t x0 + s_t eps,
+    eps = s_t x_t + a_t v."""
+    abar = alphas_cumprod.to(x_t.device)[t.long()].reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    return (1 - abar).sqrt() * x_t + abar.sqrt() * v
+
+
 class Prior(abc.ABC):
     """A diffusion model as guidance sees it.
 
