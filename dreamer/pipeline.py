@@ -39,6 +39,13 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.guidance.particles > 1 and cfg.guidance.method not in FAKE_SCORE_METHODS:
         raise UserError(f"guidance.particles={cfg.guidance.particles} needs a method with a fake score "
                         f"({', '.join(FAKE_SCORE_METHODS)}), not {cfg.guidance.method}; set guidance.particles=1")
+    gc = cfg.guidance
+    if gc.interval.inversion_stride < 1:
+        raise UserError(f"guidance.interval.inversion_stride must be at least 1, got {gc.interval.inversion_stride}")
+    if not 0 <= gc.fake_score.camera_dropout <= 1:
+        raise UserError(f"guidance.fake_score.camera_dropout must be in [0, 1], got {gc.fake_score.camera_dropout}")
+    if not 0 <= gc.interval.gamma <= 1:
+        raise UserError(f"guidance.interval.gamma must be in [0, 1], got {gc.interval.gamma}")
     if cfg.geometry.type not in REPRESENTATIONS:
         raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
     choices = {"renderer.backend": (cfg.renderer.backend, ("torch", "nerfacc")),

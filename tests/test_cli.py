@@ -37,6 +37,11 @@ def assert_one_line_error(proc, pattern):
     (["generate", "a rubber duck", "--representation", "voxels"], "unknown representation"),
     (["generate", "a rubber duck", "--prior", "some/model"], "prior 'some/model' is not available"),
     (["generate", "a rubber duck", "--config", "nope.yaml"], "does not exist"),
+    (["generate", "a rubber duck", "--method", "vsd", "guidance.particles=0"], "particles must be at least 1"),
+    (["generate", "a rubber duck", "--method", "ism", "guidance.interval.inversion_stride=0"], "inversion_stride"),
+    (["generate", "a rubber duck", "--method", "esd", "guidance.entropy_weigth=0.3"],
+     "did you mean 'guidance.entropy_weight'"),
+    (["bench", "guidance", "--methods", "sds,magic"], "unknown method magic"),
     (["run", "--config", "configs/sds-nerf.yaml"], "prompt is empty"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -87,6 +92,15 @@ def test_not_a_run_folder(tmp_path, cmd):
 
 def test_export_bad_format(tmp_path):
     assert_one_line_error(dreamer("export", str(tmp_path), "--format", "fbx"), "not a dreamer run folder")
+
+
+def test_method_flag_picks_the_method_recipe():
+    from dreamer.cli import _generate_config, _parser
+    args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism"])
+    cfg = _generate_config(args)
+    assert cfg.guidance.method == "ism" and cfg.guidance.weighting == "rho" and cfg.loss.lambda_guidance == 0.1
+    args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism", "--config", "sds-nerf.yaml"])
+    assert _generate_config(args).guidance.weighting == "sds"  # an explicit recipe wins
 
 
 def test_list_prompts():

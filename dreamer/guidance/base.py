@@ -144,6 +144,8 @@ class Guidance(torch.nn.Module):
         """DDIM inversion from t_from up to t_to (per sample) in steps of at most `stride`, landing
         exactly on t_to. Each step uses eps_fn(x, t, rows) at its lower end (rows: which samples);
         `first_eps` may supply the first step's prediction when the caller already has it."""
+        if stride < 1:
+            raise ValueError(f"inversion stride must be at least 1, got {stride}")
         x, cur = x.clone(), t_from.clone()
         first = True
         while bool((cur < t_to).any()):
