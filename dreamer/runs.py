@@ -71,7 +71,12 @@ class RunDir:
         return cls(path)
 
     def config(self) -> ExperimentConfig:
-        return build_config(self.path / CONFIG_FILE)
+        from .config import load_recipe
+        data = load_recipe(self.path / CONFIG_FILE)
+        loss = data.get("loss") or {}
+        if "lambda_sds" in loss:  # runs written before the guidance family named it lambda_guidance
+            loss.setdefault("lambda_guidance", loss.pop("lambda_sds"))
+        return build_config(None, None, data)
 
     @property
     def checkpoint(self) -> Path:

@@ -61,3 +61,12 @@ def test_extends_cycle(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(UserError, match="extends itself"):
         load_recipe(tmp_path / "a.yaml")
+
+
+def test_run_folders_from_before_the_guidance_family_still_load(tmp_path):
+    """Their config.yaml says loss.lambda_sds; it now reads as loss.lambda_guidance."""
+    from dreamer.runs import RunDir
+    run = RunDir.create(tmp_path / "old", build_config(None, None, {"prompt": "a rubber duck"}))
+    text = (run.path / "config.yaml").read_text()
+    (run.path / "config.yaml").write_text(text.replace("lambda_guidance: 1.0", "lambda_sds: 2.0"))
+    assert RunDir.open(run.path).config().loss.lambda_guidance == 2.0
