@@ -63,4 +63,8 @@ class ResidualFakeScore(nn.Module):
         u1 = self.up2(torch.cat([up, h1], 1), e)
         up = nn.functional.interpolate(u1, scale_factor=2.0, mode="nearest")
         u0 = self.up1(torch.cat([up, h0], 1), e)
-        return base + self.out(u0)
+        # The network corrects the denoised image x0: an x0 error d is an eps error -(a_t / s_t) d,
+        # so the residual is small where the prior is nearly exact (large t) and large where its
+        # nearest-reference guess is far from the renders (small t), at one output scale.
+        abar = self.prior[0].alphas_cumprod.to(x_t)[t.long()].reshape(-1, 1, 1, 1)
+        return base - (abar / (1 - abar)).sqrt() * self.out(u0)
