@@ -95,3 +95,22 @@ def test_every_method_steps_the_optimization_loop(method, small_prior):
     if method in ("vsd", "esd", "dsd"):
         assert any(k.startswith("guidance.fake.") for k in system.state_dict())
         assert math.isfinite(stats["loss_fake_score"])
+
+
+def test_a_checkpoint_restores_the_fake_score(small_prior):
+    """Resume must continue with the trained fake score, not a fresh one."""
+    from systems.text_to_3d import TextTo3DSystem
+    cfg = build_config(CONFIG_DIR / "esd-nerf.yaml", values={"prompt": "a rubber duck"})
+    torch.manual_seed(0)
+    trained = TextTo3DSystem(cfg, small_prior)
+    with torch.no_grad():
+        trained.guidance.fake.out.weight.normal_(std=0.01)  # as if it had trained
+    state = trained.state_dict()
+    assert any(k.startswith("guidance.fake.") for k in state)
+    torch.manual_seed(1)
+    fresh = TextTo3DSystem(cfg, small_prior)
+    fresh.load_state_dict(state)
+    x_t = torch.randn(2, 3, 64, 64)
+    t, emb, camera = torch.tensor([300, 700]), small_prior.embed(["a rubber duck"] * 2), torch.randn(2, 16)
+    with torch.no_grad():
+        assert torch.equal(fresh.guidance.fake(x_t, t, emb, camera), trained.guidance.fake(x_t, t, emb, camera))
