@@ -58,7 +58,7 @@ def test_checkpoint_holds_only_trainable_tensors_and_round_trips(setup):
     unet, x_t, t, emb, camera = setup
     fake = LoRAFakeScore(unet, sd_alphas_cumprod().float())
     with torch.no_grad():
-        for n, p in fake.named_parameters():
+        for p in fake.parameters():
             if p.requires_grad:
                 p.add_(0.01 * torch.randn_like(p))
     state = fake.state_dict()

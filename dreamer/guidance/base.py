@@ -69,10 +69,6 @@ class Conditioning:
         return Conditioning(**{f.name: (None if getattr(self, f.name) is None else torch.cat([getattr(self, f.name)] * n))
                                for f in fields(self)})
 
-    def select(self, index) -> "Conditioning":
-        return Conditioning(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
-                               for f in fields(self)})
-
 
 class Guidance(torch.nn.Module):
     name = "base"
