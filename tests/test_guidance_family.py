@@ -100,7 +100,6 @@ def test_ism_step_matches_closed_form_T1():
     prior = GaussianPrior()
     gd = make("ism", prior)
     mu, v = 0.7, 0.09
-    emb = torch.tensor([[mu, v]])
     s, t = torch.tensor([400]), torch.tensor([480])
     x_s = torch.tensor([[[[0.9]]]], dtype=torch.float64)
     abar = prior.alphas_cumprod.double()
@@ -111,7 +110,6 @@ def test_ism_step_matches_closed_form_T1():
     z_s = 0.9 / math.sqrt(abar[400])
     rhs = v * (rho(480) - rho(400)) * (z_s - mu) / ((v + rho(400) ** 2) * (v + rho(480) ** 2))
     assert lhs.item() == pytest.approx(rhs, rel=1e-6)
-    del emb
 
 
 # -- identities between methods ---------------------------------------------------------------------
@@ -181,7 +179,8 @@ def test_nfsd_below_threshold_is_the_cfg_prediction():
     assert torch.allclose(g, gd.weight(t) * (e_null + 7.5 * (e_y - e_null)), atol=1e-5)
     gd = make("nfsd", prior, guidance_scale=7.5, min_step_percent=0.5, max_step_percent=0.9)
     g, t = grad(gd, x, cond)
-    gd.sample_t(3, gen := torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    gd.sample_t(3, gen)
     x_t = gd.add_noise(x, t, torch.randn(x.shape, generator=gen))
     e_y, e_null, e_neg = (prior.predict_noise(x_t, t, e) for e in (cond.cond, cond.null, cond.negative))
     assert torch.allclose(g, gd.weight(t) * (e_null - e_neg + 7.5 * (e_y - e_null)), atol=1e-5)
