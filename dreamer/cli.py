@@ -85,12 +85,25 @@ def _generate_config(args):
         values["trainer"] = {"max_steps": args.steps}
     if args.seed is not None:
         values["seed"] = args.seed
-    return build_config(_recipe_path(args.config or _method_recipe(args.method)), args.overrides, values)
+    recipe = _recipe_path(args.config or _method_recipe(args.method, args.prior))
+    if args.config is None:
+        print(f"recipe: {recipe}", file=sys.stderr)
+    return build_config(recipe, args.overrides, values)
 
 
-def _method_recipe(method: str | None) -> str | None:
-    """--method X without --config runs configs/X-nerf.yaml, which carries X's defaults."""
+# The published pairings, used when --prior names a real model and no --config is given: the toy
+# recipes' scales are tuned to the toy prior and would be wrong for Stable Diffusion.
+REAL_PRIOR_RECIPES = {"sds": "dreamfusion-sd21.yaml", "vsd": "prolificdreamer-sd21.yaml",
+                      "esd": "prolificdreamer-esd-sd21.yaml", "ism": "luciddreamer-sd21.yaml",
+                      "tsm": "dreamerxl-sdxl.yaml"}
+
+
+def _method_recipe(method: str | None, prior: str | None = None) -> str | None:
+    """--method X without --config runs configs/X-nerf.yaml, which carries X's defaults, or the
+    published recipe of X with a real prior when --prior names one."""
     from .config import CONFIG_DIR
+    if prior not in (None, "toy") and (method or "sds") in REAL_PRIOR_RECIPES:
+        return REAL_PRIOR_RECIPES[method or "sds"]
     if method and (CONFIG_DIR / f"{method}-nerf.yaml").is_file():
         return f"{method}-nerf.yaml"
     return None

@@ -34,10 +34,23 @@ class NumberOrAuto:
 
 @dataclass
 class PriorConfig:
-    name: str = "toy"  # "toy", or later a diffusers hub id / local folder
+    name: str = "toy"  # "toy", a hub id already in the local cache, or a diffusers pipeline folder
     view_fidelity: float = 0.7  # toy: share of the mass on references whose view label matches
     refs_per_object: int = 200  # toy: reference renders per catalogue object
     catalogue: Optional[str] = None  # toy: YAML file adding user objects from meshes
+    # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
+    revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
+    device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto (float16 on a GPU, float32 on a CPU) | float32 | float16 | bfloat16
+    resolution: int = 0  # image size renders are resized to before encoding; 0: the UNet's own
+    vae_mode: str = "sample"  # sample | mean of the VAE posterior when encoding renders
+    attention: str = "sdpa"  # sdpa (torch's fused attention) | default (the checkpoint's processors)
+    attention_slicing: bool = False  # less memory, slower
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the UNet (slow first step, faster after)
+    offload_text_encoders: bool = True  # move text encoders off the GPU once prompts are embedded
+    embedding_cache: bool = True  # keep prompt embeddings on disk ($DREAMER_CACHE/embeddings)
+    allow_pickle: bool = False  # allow .bin/.ckpt weights (pickle can run code): only for sources you trust
 
 
 @dataclass

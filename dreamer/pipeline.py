@@ -26,7 +26,7 @@ def say(msg: str) -> None:
 def validate(cfg: ExperimentConfig) -> None:
     """Every check that needs no heavy work, so bad input fails before anything is written."""
     from .guidance import FAKE_SCORE_METHODS, METHODS
-    from .priors.factory import check_prior_name
+    from .priors.factory import check_prior
     if not cfg.prompt.strip():
         raise UserError('the prompt is empty; describe the object, e.g. dreamer generate "a rubber duck" '
                         '(dreamer list-prompts shows what the toy prior knows)')
@@ -58,7 +58,7 @@ def validate(cfg: ExperimentConfig) -> None:
         if value not in options:
             raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
     validate_export(cfg.export)
-    check_prior_name(cfg.prior.name)
+    check_prior(cfg.prior)
     if cfg.prior.name == "toy":
         from .toy.catalogue import Catalogue
         Catalogue.with_extension(cfg.prior.catalogue).resolve(cfg.prompt)
@@ -200,7 +200,10 @@ def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
 
 
 def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
-    say("evaluating against the toy ground truth, then exporting mesh, texture and turntable")
+    if cfg.prior.name == "toy":
+        say("evaluating against the toy ground truth, then exporting mesh, texture and turntable")
+    else:
+        say("exporting mesh, texture and turntable")
     metrics = evaluate_toy(run, cfg, system)  # first: cheap, and useful even if export fails
     files = export(run, cfg, system)
     state = run.state()

@@ -32,7 +32,7 @@ class CameraEmbedding(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, camera):
-        return self.net(camera)
+        return self.net(camera.to(self.net[0].weight.dtype))
 
 
 class LoRAFakeScore(nn.Module):
@@ -46,19 +46,20 @@ class LoRAFakeScore(nn.Module):
         unet.class_embedding = CameraEmbedding(camera_dim, unet.time_embedding.linear_2.out_features)
         self.unet, self.prediction_type = unet, prediction_type
         self.alphas_cumprod = alphas_cumprod
-        self.unet_kwargs = unet_kwargs  # emb -> extra UNet inputs (SDXL's added_cond_kwargs), or None
+        # emb -> the UNet's inputs (SDXL splits off its pooled row and adds time ids)
+        self.unet_kwargs = unet_kwargs or (lambda emb: {"encoder_hidden_states": emb})
         self.evaluations = 0
         self._register_state_dict_hook(_keep_trainable)
         self._register_load_state_dict_pre_hook(self._restore_frozen, with_module=True)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
         self.evaluations += x_t.shape[0]
-        extra = self.unet_kwargs(emb) if self.unet_kwargs else {}
-        dtype = next(self.unet.parameters()).dtype
-        out = self.unet(x_t.to(dtype), t, encoder_hidden_states=emb.to(dtype),
-                        class_labels=camera.to(dtype), **extra).sample.to(x_t.dtype)
+        device, dtype = self.unet.device, self.unet.dtype
+        kwargs = _cast(self.unet_kwargs(emb), device, dtype)
+        out = self.unet(x_t.to(device, dtype), t.to(device), class_labels=camera.to(device), **kwargs).sample
+        out = out[:, :x_t.shape[1]].to(x_t)  # IF also predicts variances
         if self.prediction_type == "v_prediction":
-            out = v_to_eps(x_t, out, t, self.alphas_cumprod)
+            out = v_to_eps(x_t, out, t.to(x_t.device), self.alphas_cumprod)
         return out
 
     @staticmethod
@@ -74,6 +75,11 @@ class LoRAFakeScore(nn.Module):
         for name, b in self.named_buffers():
             out[name] = b
         return out
+
+
+def _cast(kwargs: dict, device, dtype) -> dict:
+    """Tensors (also in nested dicts) to the UNet's device and dtype."""
+    return {k: _cast(v, device, dtype) if isinstance(v, dict) else v.to(device, dtype) for k, v in kwargs.items()}
 
 
 def _keep_trainable(module, state_dict, prefix, local_metadata):
