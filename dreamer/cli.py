@@ -86,9 +86,7 @@ def _generate_config(args):
     if args.seed is not None:
         values["seed"] = args.seed
     recipe = _recipe_path(args.config or _method_recipe(args.method, args.prior))
-    if args.config is None:
-        print(f"recipe: {recipe}", file=sys.stderr)
-    return build_config(recipe, args.overrides, values)
+    return build_config(recipe, args.overrides, values), recipe
 
 
 # The published pairings, used when --prior names a real model and no --config is given: the toy
@@ -152,8 +150,8 @@ def _dispatch(args) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "generate":
-        cfg = _generate_config(args)
-        run, result = pipeline.generate(cfg, args.out)
+        cfg, recipe = _generate_config(args)
+        run, result = pipeline.generate(cfg, args.out, recipe=recipe)
     elif args.command == "run":
         from .config import build_config
         cfg = build_config(_recipe_path(args.config), args.overrides)

@@ -82,6 +82,7 @@ def _quiet_lightning():
     warnings.filterwarnings("ignore", ".*IterableDataset.*")
     warnings.filterwarnings("ignore", ".*litlogger.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # a frozen UNet copy (LoRA fake score)
     os.environ.setdefault("LITLOGGER_DISABLE", "1")
 
 
@@ -212,12 +213,15 @@ def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
     return {"files": files, "metrics": metrics}
 
 
-def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = True) -> tuple[RunDir, dict]:
+def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = True,
+             recipe: Path | None = None) -> tuple[RunDir, dict]:
     if cfg.prior.catalogue:  # the run folder must work from any directory later (resume, export)
         cfg.prior.catalogue = str(Path(cfg.prior.catalogue).resolve())
     validate(cfg)
     path = Path(out) if out else default_run_dir(cfg.prompt)
     check_output_dir(path)
+    if recipe is not None:  # after every check: bad input gets its one line and nothing else
+        say(f"recipe: {recipe}")
     cfg.out_dir = str(path)
     run = RunDir.create(path, cfg)
     system = _train_or_fail(run, cfg, progress)

@@ -35,7 +35,9 @@ def assert_one_line_error(proc, pattern):
     (["generate", "a rubber duck", "guidance.weighting=cubic"], "unknown guidance.weighting 'cubic'"),
     (["generate", "a rubber duck", "export.formats=[glb,fbx]"], "unknown export.formats 'fbx'"),
     (["generate", "a rubber duck", "--representation", "voxels"], "unknown representation"),
-    (["generate", "a rubber duck", "--prior", "some/model"], "prior 'some/model' is not available"),
+    (["generate", "a rubber duck", "--prior", "some/model"], "hf download some/model"),
+    (["generate", "a rubber duck", "--prior", "./no-such-folder"], "prior folder ./no-such-folder does not exist"),
+    (["generate", "a rubber duck", "prior.dtype=fp8"], "unknown prior.dtype 'fp8'"),
     (["generate", "a rubber duck", "--config", "nope.yaml"], "does not exist"),
     (["generate", "a rubber duck", "--method", "vsd", "guidance.particles=0"], "particles must be at least 1"),
     (["generate", "a rubber duck", "--method", "ism", "guidance.interval.inversion_stride=0"], "inversion_stride"),
@@ -97,10 +99,21 @@ def test_export_bad_format(tmp_path):
 def test_method_flag_picks_the_method_recipe():
     from dreamer.cli import _generate_config, _parser
     args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism"])
-    cfg = _generate_config(args)
+    cfg, _ = _generate_config(args)
     assert cfg.guidance.method == "ism" and cfg.guidance.weighting == "rho" and cfg.loss.lambda_guidance == 0.1
     args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism", "--config", "sds-nerf.yaml"])
-    assert _generate_config(args).guidance.weighting == "sds"  # an explicit recipe wins
+    assert _generate_config(args)[0].guidance.weighting == "sds"  # an explicit recipe wins
+
+
+@pytest.mark.parametrize("method, recipe", [(None, "dreamfusion-sd21.yaml"), ("vsd", "prolificdreamer-sd21.yaml"),
+                                            ("esd", "prolificdreamer-esd-sd21.yaml"), ("ism", "luciddreamer-sd21.yaml"),
+                                            ("tsm", "dreamerxl-sdxl.yaml"), ("csd", "csd-nerf.yaml")])
+def test_a_real_prior_picks_the_published_recipe(method, recipe):
+    """The toy recipes' scales suit the toy; with --prior <model> the method's published pairing runs."""
+    from dreamer.cli import _generate_config, _parser
+    argv = ["generate", "a hamburger", "--prior", "some/model"] + (["--method", method] if method else [])
+    cfg, path = _generate_config(_parser().parse_args(argv))
+    assert path.name == recipe and cfg.prior.name == "some/model" and cfg.guidance.method == (method or "sds")
 
 
 def test_list_prompts():

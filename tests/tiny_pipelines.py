@@ -72,7 +72,8 @@ def vae(seed: int = 0, **extra):
 def scheduler(prediction_type: str = "epsilon", beta_schedule: str = "scaled_linear"):
     from diffusers import DDPMScheduler
     return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                         beta_schedule=beta_schedule, prediction_type=prediction_type)
+                         beta_schedule=beta_schedule, prediction_type=prediction_type, clip_sample=False,
+                         steps_offset=1)
 
 
 def save_sd(folder, prediction_type: str = "epsilon") -> Path:

@@ -27,6 +27,7 @@ class DiffusersPrior(Prior):
     family = "sd"
     space = "latent"
     text_parts: tuple[tuple[str, str], ...] = (("tokenizer", "text_encoder"),)
+    max_tokens: int | None = None  # None: the tokenizer's model_max_length
 
     def __init__(self, unet, scheduler, vae=None, source: PriorSource | None = None, cfg=None,
                  text_models: dict | None = None, cache: EmbeddingCache | None = None,
@@ -93,7 +94,7 @@ class DiffusersPrior(Prior):
         return bool(getattr(self.cfg, "allow_pickle", False))
 
     def tokenize(self, tokenizer, prompts: list[str]) -> dict:
-        enc = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
+        enc = tokenizer(prompts, padding="max_length", max_length=self.max_tokens or tokenizer.model_max_length,
                         truncation=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}
 
@@ -203,6 +204,7 @@ class SDXLPrior(DiffusersPrior):
 class IFPrior(DiffusersPrior):
     family = "if"
     space = "pixel"
+    max_tokens = 77  # what the IF pipeline uses, whatever the T5 tokenizer allows
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         m = self.text_models()
