@@ -46,14 +46,22 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
     e.add_argument("--no-turntable", action="store_true")
 
-    b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per step)")
-    b.add_argument("what", choices=["guidance"])
+    b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
+                                     "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture)")
+    b.add_argument("what", choices=["guidance", "prior"])
     b.add_argument("--methods", default=None, help="comma-separated (default: every method)")
     b.add_argument("--steps", type=int, default=20, help="timed steps per method")
     b.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
     b.add_argument("--batch-size", type=int, default=1, help="views per step")
     b.add_argument("--prompt", default="a rubber duck")
     b.add_argument("--markdown", default=None, help="also write the table to this file")
+    b.add_argument("--batch-sizes", default="1,4", help="prior: comma-separated views per step")
+    b.add_argument("--image-size", type=int, default=0,
+                   help="prior: image size renders are encoded at (default 512; use 64 on a CPU)")
+    b.add_argument("--render-size", type=int, default=64, help="prior: render resolution")
+    b.add_argument("--samples-per-ray", type=int, default=512, help="prior: NeRF samples per ray")
+    b.add_argument("--device", default="auto", help="prior: auto, cpu, cuda")
+    b.add_argument("--dtype", default="auto", help="prior: auto (fp16 on GPU), float32, float16, bfloat16")
 
     lp = sub.add_parser("list-prompts", help="objects the toy prior knows")
     lp.add_argument("--catalogue", default=None, help="YAML file adding objects from mesh files")
@@ -178,6 +186,8 @@ def _dispatch(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.what == "prior":
+        return _bench_prior(args)
     from .bench import guidance
     from .guidance import METHODS
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
@@ -189,6 +199,27 @@ def _bench(args) -> int:
     rows = guidance.run(methods, args.steps, args.warmup, args.prompt, args.batch_size,
                         say=lambda m: print(m, file=sys.stderr, flush=True))
     text = guidance.table(rows, args.batch_size)
+    print(text)
+    if args.markdown:
+        from .atomic import write_text
+        write_text(Path(args.markdown), text + "\n")
+    return 0
+
+
+def _bench_prior(args) -> int:
+    from .config import PriorConfig
+    from .priors.factory import check_prior
+    check_prior(PriorConfig(device=args.device, dtype=args.dtype, resolution=args.image_size))
+    try:
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        raise UserError(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes}") from None
+    if min(sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.render_size < 8 or args.samples_per_ray < 1:
+        raise UserError("--batch-sizes and --steps must be at least 1, --warmup at least 0, --render-size at least 8")
+    from .bench import prior
+    rows = prior.run(sizes, args.steps, args.warmup, args.image_size, args.render_size, args.samples_per_ray,
+                     args.device, args.dtype, say=lambda m: print(m, file=sys.stderr, flush=True))
+    text = prior.table(rows)
     print(text)
     if args.markdown:
         from .atomic import write_text

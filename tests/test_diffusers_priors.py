@@ -272,3 +272,53 @@ def test_generate_with_a_local_pipeline_folder_runs_end_to_end_and_exports(tiny,
     report = validate_gltf(out / "model.glb")
     assert report["issues"]["numErrors"] == 0
     assert len(list((tmp_path / "cache" / "embeddings").rglob("*.safetensors"))) >= 2  # view prompts + null
+
+
+def test_prior_benchmark_runs_on_a_cpu_with_a_small_architecture(tmp_path):
+    """`dreamer bench prior` on a tiny UNet/VAE config (the SD 2.1-base one is for GPUs): the
+    figures are consistent with each other."""
+    import json
+
+    from tiny_pipelines import unet, vae
+
+    from dreamer.bench import prior as bench
+    for name, model in (("unet", unet(4, 4, 8, 32)), ("vae", vae())):
+        (tmp_path / f"{name}.json").write_text(json.dumps(dict(model.config)))
+    (tmp_path / "scheduler.json").write_text((bench.MODEL_DIR / "scheduler.json").read_text())
+    rows = bench.run(batch_sizes=(1, 2), steps=2, warmup=1, image_size=16, render_size=16, samples_per_ray=16,
+                     device="cpu", model_dir=tmp_path, say=lambda m: None)
+    assert [r["batch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["unet_calls"] == 1 and r["unet_batch"] == 2 * r["batch"]  # SDS: cond + uncond in one call
+        assert 0 < r["unet_in_step_s"] < r["step_s"] and r["unet_alone_s"] > 0
+        assert r["ratio"] == pytest.approx(r["step_s"] / r["unet_alone_s"])
+    assert "| 2 |" in bench.table(rows)
+
+
+def test_the_benchmark_architecture_is_sd21_base():
+    """The configs kept in the repo build SD 2.1-base's UNet: 865.9M parameters, 64x64 latents."""
+    import json
+
+    from diffusers import UNet2DConditionModel
+
+    from dreamer.bench.prior import MODEL_DIR
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(json.loads((MODEL_DIR / "unet.json").read_text()))
+    assert sum(p.numel() for p in unet.parameters()) == 865_910_724
+    assert unet.config.sample_size == 64 and unet.config.cross_attention_dim == 1024
+
+
+def test_precision_and_attention_options_reach_the_unet(tiny):
+    from diffusers.models.attention_processor import AttnProcessor2_0, SlicedAttnProcessor
+    fast = build_prior(PriorConfig(name=str(tiny["sd"]), dtype="bfloat16"))
+    assert fast.unet.dtype == torch.bfloat16
+    assert all(isinstance(p, AttnProcessor2_0) for p in fast.unet.attn_processors.values())
+    assert fast.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    x_t = torch.randn(1, 4, 16, 16)
+    eps = fast.predict_noise(x_t, torch.tensor([500]), fast.embed(["a hamburger"]))
+    exact = build_prior(PriorConfig(name=str(tiny["sd"])))
+    ref = exact.predict_noise(x_t, torch.tensor([500]), exact.embed(["a hamburger"]))
+    assert eps.dtype == torch.float32 and (eps - ref).abs().max() < 0.1  # bf16 keeps ~3 digits
+    sliced = build_prior(PriorConfig(name=str(tiny["sd"]), attention_slicing=True, channels_last=False))
+    assert all(isinstance(p, SlicedAttnProcessor) for p in sliced.unet.attn_processors.values())
+    assert torch.allclose(sliced.predict_noise(x_t, torch.tensor([500]), exact.embed(["a hamburger"])), ref, atol=1e-5)

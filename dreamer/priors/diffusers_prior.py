@@ -87,7 +87,8 @@ class DiffusersPrior(Prior):
     def _offload_text(self) -> None:
         if self.device.type != "cpu" and getattr(self.cfg, "offload_text_encoders", True):
             for _, enc_name in self.text_parts:
-                self._text[enc_name].to("cpu")
+                if enc_name in self._text:
+                    self._text[enc_name].to("cpu")
 
     @property
     def _allow_pickle(self) -> bool:
