@@ -64,7 +64,7 @@ def build_random_prior(model_dir=MODEL_DIR, device: str = "auto", dtype: str = "
                       embedding_cache=False, **(prior_overrides or {}))
     dev = pick_device(cfg.device)
     dt = pick_dtype(cfg.dtype, dev)
-    read = lambda name: json.loads((model_dir / f"{name}.json").read_text())  # noqa: E731
+    read = lambda name: json.loads((model_dir / f"{name}.json").read_text())
     torch.manual_seed(0)
     with torch.device(dev):  # initialise in place: a CPU init of 865M parameters takes a while
         unet = UNet2DConditionModel.from_config(read("unet")).to(dt)
@@ -106,6 +106,9 @@ def run(batch_sizes=(1, 4), steps: int = 10, warmup: int = 3, image_size: int = 
         per_step: list[tuple[float, float, list]] = []
 
         class Clock(pl.Callback):
+            def __init__(self, per_step=per_step):
+                self.per_step = per_step
+
             def on_train_batch_start(self, trainer, module, b, i):
                 clock.sync()
                 clock.seconds, clock.calls = 0.0, []
@@ -114,7 +117,7 @@ def run(batch_sizes=(1, 4), steps: int = 10, warmup: int = 3, image_size: int = 
             def on_train_batch_end(self, trainer, module, outputs, b, i):
                 clock.sync()
                 if trainer.global_step > warmup:
-                    per_step.append((time.perf_counter() - self.start, clock.seconds, list(clock.calls)))
+                    self.per_step.append((time.perf_counter() - self.start, clock.seconds, list(clock.calls)))
 
         _quiet_lightning()
         torch.manual_seed(0)

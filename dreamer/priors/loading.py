@@ -51,7 +51,7 @@ def load_part(source: PriorSource, part: str, dtype: torch.dtype | None = None, 
             kwargs["torch_dtype"] = dtype
     try:
         return cls.from_pretrained(str(source.folder), **kwargs)
-    except (OSError, EnvironmentError, ValueError) as e:
+    except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = ("; if it only has pickled weights (.bin) and you trust it, set prior.allow_pickle=true"
                 if is_model and not allow_pickle else "")
