@@ -99,7 +99,7 @@ class TextTo3DSystem(pl.LightningModule):
         rgb = torch.cat([o["rgb"] for o in outs])
         self.guidance.attach_image_hook(rgb)
         x = self.prior.encode(rgb)
-        terms = self.guidance(x, self.prompts(cams).repeat(len(outs)), generator=g)
+        terms = self.guidance(x, self.prompts(cams).repeat(len(outs)).to(x.device), generator=g)
         loss = evaluate(c.loss.lambda_guidance, step) * terms["loss_guidance"]
         if "loss_fake_score" in terms:
             loss = loss + evaluate(c.loss.lambda_fake_score, step) * terms["loss_fake_score"]

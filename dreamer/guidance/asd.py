@@ -16,7 +16,7 @@ class ASDGuidance(Guidance):
 
     def later_timestep(self, t: torch.Tensor, generator=None) -> torch.Tensor:
         c, T = self.cfg.asd, self.prior.num_timesteps
-        u = torch.rand(t.shape, generator=generator).to(t.device) if c.plus_random else torch.ones(t.shape)
+        u = torch.rand(t.shape, generator=generator).to(t.device) if c.plus_random else torch.ones(t.shape, device=t.device)
         span = (c.plus_ratio * (t - self.min_step).float()).clamp(min=0)
         span = torch.minimum(span, (T - 1 - t).float())
         return (t + torch.floor(span * u).long()).clamp(1, T - 1)

@@ -62,6 +62,11 @@ class Conditioning:
     def __len__(self) -> int:
         return self.cond.shape[0]
 
+    def to(self, device) -> "Conditioning":
+        """Every tensor on `device` (the renders'): the camera sampler and prompt cache live on the CPU."""
+        return Conditioning(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
+                               for f in fields(self)})
+
     def repeat(self, n: int) -> "Conditioning":
         """The same rows n times over (one block per particle)."""
         if n == 1:
