@@ -51,6 +51,7 @@ class PriorConfig:
     offload_text_encoders: bool = True  # move text encoders off the GPU once prompts are embedded
     embedding_cache: bool = True  # keep prompt embeddings on disk ($DREAMER_CACHE/embeddings)
     allow_pickle: bool = False  # allow .bin/.ckpt weights (pickle can run code): only for sources you trust
+    rgb_as_latents: bool = False  # latent priors: the field renders 4-channel latents directly (Latent-NeRF)
 
 
 @dataclass
@@ -196,6 +197,8 @@ class GeometryConfig:
     normal_type: str = "finite_difference"  # finite_difference | analytic
     finite_difference_eps: float = 0.01
     isosurface_threshold: NumberOrAuto = "auto"  # density level of the exported surface
+    color_channels: int = 3  # 3: RGB albedo; 4: Stable Diffusion latents (needs prior.rgb_as_latents)
+    color_activation: str = "sigmoid"  # sigmoid (RGB in [0, 1]) | none (latents are unbounded)
 
 
 @dataclass

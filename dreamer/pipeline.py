@@ -58,10 +58,33 @@ def validate(cfg: ExperimentConfig) -> None:
         if value not in options:
             raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
     validate_export(cfg.export)
-    check_prior(cfg.prior)
+    validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
         from .toy.catalogue import Catalogue
         Catalogue.with_extension(cfg.prior.catalogue).resolve(cfg.prompt)
+
+
+def validate_colours(cfg: ExperimentConfig, source) -> None:
+    """RGB fields, or (prior.rgb_as_latents) fields whose colours are a latent prior's 4 channels."""
+    g = cfg.geometry
+    if g.color_activation not in ("sigmoid", "none"):
+        raise UserError(f"unknown geometry.color_activation '{g.color_activation}'; choose one of: sigmoid, none")
+    if cfg.prior.rgb_as_latents:
+        if source is None or source.family == "if":
+            name = "the toy prior" if source is None else "DeepFloyd IF"
+            raise UserError(f"prior.rgb_as_latents needs a latent prior (Stable Diffusion, SDXL), but {name} works "
+                            f"on pixels; drop prior.rgb_as_latents")
+        if g.color_channels != 4:
+            raise UserError("prior.rgb_as_latents=true needs geometry.color_channels=4 (the latent channels); "
+                            "see configs/latentnerf-sd21.yaml")
+        if cfg.material.shaded_prob > 0:
+            raise UserError("latent colours cannot be lit: set material.shaded_prob=0 with prior.rgb_as_latents")
+    elif g.color_channels != 3:
+        raise UserError(f"geometry.color_channels={g.color_channels}: fields are RGB (3) unless "
+                        f"prior.rgb_as_latents=true (4)")
+    if cfg.background.type == "solid" and len(cfg.background.color) != g.color_channels:
+        raise UserError(f"background.color has {len(cfg.background.color)} values but the field has "
+                        f"{g.color_channels} colour channels; give {g.color_channels}")
 
 
 def validate_export(e) -> None:
@@ -155,7 +178,7 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
         folder = run.path if k == 0 else run.path / "particles" / str(k)  # particle 0 is the asset
         folder.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
-            mesh = textured_mesh_from_field(field.density, field.albedo, g.radius, e.resolution,
+            mesh = textured_mesh_from_field(field.density, field.display_albedo, g.radius, e.resolution,
                                             g.isosurface_threshold, e.faces, e.texture_size)
         if "glb" in e.formats:
             written.append(write_glb(mesh, folder / "model.glb"))

@@ -65,7 +65,7 @@ class VolumeRenderer(torch.nn.Module):
         else:
             out = self._torch_rays(field, o, d, randomized, generator)
         if shading.mode == "textureless":
-            out["rgb"] = out["opacity"].expand(-1, 3)
+            out["rgb"] = out["opacity"].expand(-1, out["rgb"].shape[-1])
         if shading.mode != "albedo" or not torch.is_grad_enabled():
             self._deferred_shading(field, o, d, light, shading, out)
         return out
@@ -107,7 +107,8 @@ class VolumeRenderer(torch.nn.Module):
         keep = hits[:, None] & (mid < t1[:, None]) & self.grid.query(pts)
         idx = keep.nonzero(as_tuple=True)
         sigma = torch.zeros((N, S), device=o.device, dtype=o.dtype)
-        albedo = torch.zeros((N, S, 3), device=o.device, dtype=o.dtype)
+        channels = getattr(field, "color_channels", 3)
+        albedo = torch.zeros((N, S, channels), device=o.device, dtype=o.dtype)
         if idx[0].numel():
             s, a = field.query(pts[idx])
             sigma = sigma.index_put(idx, s)
@@ -116,7 +117,8 @@ class VolumeRenderer(torch.nn.Module):
         opacity = weights.sum(-1, keepdim=True)
         depth = (weights * mid).sum(-1, keepdim=True)
         rgb = (weights[..., None] * albedo).sum(1)
-        return {"opacity": opacity, "depth": depth, "normal": torch.zeros_like(rgb), "rgb": rgb}
+        return {"opacity": opacity, "depth": depth, "normal": torch.zeros((N, 3), device=o.device, dtype=o.dtype),
+                "rgb": rgb}
 
     @staticmethod
     def _deferred_shading(field, o, d, light, shading, out):

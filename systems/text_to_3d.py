@@ -10,7 +10,7 @@ import torch
 
 from dreamer.cameras import CameraSampler
 from dreamer.errors import UserError
-from dreamer.geometry.nerf import NeRFField
+from dreamer.geometry.nerf import NeRFField, to_display_rgb
 from dreamer.guidance import build_guidance
 from dreamer.prompts import PromptProcessor
 from dreamer.schedule import evaluate
@@ -34,7 +34,7 @@ class TextTo3DSystem(pl.LightningModule):
             torch.nn.ModuleDict({"field": NeRFField(cfg.geometry),
                                  "renderer": VolumeRenderer(cfg.renderer, cfg.geometry.radius)})
             for _ in range(cfg.guidance.particles - 1))
-        self.background = Background(cfg.background)
+        self.background = Background(cfg.background, cfg.geometry.color_channels, cfg.geometry.color_activation)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
         # The guidance is a submodule so a fake score's weights are checkpointed with the asset.
@@ -93,7 +93,7 @@ class TextTo3DSystem(pl.LightningModule):
             renderer.update_occupancy(field, step, g)
 
         cams = self.sampler.sample(step)
-        bg_color = torch.rand(3, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
+        bg_color = torch.rand(c.geometry.color_channels, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
         outs = self.render(cams, self.shading_for(step, g), randomized=c.renderer.randomized, generator=g,
                            bg_color=bg_color)
         rgb = torch.cat([o["rgb"] for o in outs])
@@ -158,10 +158,14 @@ class TextTo3DSystem(pl.LightningModule):
 
     @torch.no_grad()
     def render_views(self, cams, mode: str = "shaded", particle: int = 0) -> dict:
+        """Renders for people (previews, turntable, evaluation): latent colours shown as RGB."""
         m = self.cfg.material
         field, renderer = self.particles()[particle]
-        return renderer.render_chunked(field, self.background, cams,
-                                            ShadingSpec(mode, m.ambient_light, m.diffuse_light))
+        if field.color_channels != 3:
+            mode = "albedo"  # latents are not lit
+        out = renderer.render_chunked(field, self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light))
+        out["rgb"] = to_display_rgb(out["rgb"])
+        return out
 
 
 def steps_per_epoch_forever():

@@ -325,3 +325,60 @@ def test_precision_and_attention_options_reach_the_unet(tiny):
     sliced = build_prior(PriorConfig(name=str(tiny["sd"]), attention_slicing=True, channels_last=False))
     assert all(isinstance(p, SlicedAttnProcessor) for p in sliced.unet.attn_processors.values())
     assert torch.allclose(sliced.predict_noise(x_t, torch.tensor([500]), exact.embed(["a hamburger"])), ref, atol=1e-5)
+
+
+def test_latent_colours_map_to_rgb_by_the_linear_decoder():
+    from dreamer.priors.latent_rgb import LATENT_TO_RGB, latents_to_rgb
+    assert torch.allclose(latents_to_rgb(torch.zeros(4)), torch.full((3,), 0.5))
+    for k in range(4):
+        assert torch.allclose(latents_to_rgb(torch.eye(4)[k]), (LATENT_TO_RGB[k] + 1) / 2)
+    assert latents_to_rgb(torch.full((2, 4), 50.0)).max() <= 1  # clamped
+
+
+def test_rgb_as_latents_feeds_the_renders_to_the_unet_and_exports(tiny, tmp_path):
+    """Latent-NeRF: a 4-channel field whose renders are the latents (no VAE); the run exports a valid
+    GLB whose texture shows the latents through the linear map."""
+    import torch.nn.functional as F
+    from conftest import validate_gltf
+
+    from dreamer.pipeline import generate
+    prior = build_prior(PriorConfig(name=str(tiny["sd"]), rgb_as_latents=True))
+    renders = torch.randn(2, 24, 24, 4, requires_grad=True)
+    x = prior.encode(renders)
+    expected = F.interpolate(renders.permute(0, 3, 1, 2), (16, 16), mode="bilinear", align_corners=False)
+    assert torch.equal(x, expected)
+    cfg = build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values={
+        "prompt": "a hamburger", "prior": {"name": str(tiny["sd"])},
+        "camera": {"width": [32], "height": [32]}, "renderer": {"num_samples_per_ray": 32},
+        "trainer": {"max_steps": 3, "val_every": 2},
+        "export": {"resolution": 48, "turntable": False, "formats": ["glb"]}})
+    run, _ = generate(cfg, str(tmp_path / "run"), progress=False)
+    assert run.state()["status"] == "done"
+    assert validate_gltf(run.path / "model.glb")["issues"]["numErrors"] == 0
+    assert list(run.previews.glob("*.png"))
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"prior": {"rgb_as_latents": True}}, "the toy prior works on pixels"),
+    ({"geometry": {"color_channels": 4}}, "unless prior.rgb_as_latents=true"),
+    ({"background": {"color": [1.0, 1.0]}}, "background.color has 2 values"),
+    ({"geometry": {"color_activation": "relu"}}, "unknown geometry.color_activation"),
+])
+def test_colour_settings_are_checked_up_front(overrides, match):
+    from dreamer.pipeline import validate
+    cfg = build_config(CONFIG_DIR / "sds-nerf.yaml", values={"prompt": "a rubber duck", **overrides})
+    with pytest.raises(UserError, match=match):
+        validate(cfg)
+
+
+def test_rgb_as_latents_needs_a_latent_prior_and_four_channels(tiny):
+    from dreamer.pipeline import validate
+    base = {"prompt": "a hamburger", "prior": {"name": str(tiny["if"])}}
+    with pytest.raises(UserError, match="DeepFloyd IF works on pixels"):
+        validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values=base))
+    base["prior"]["name"] = str(tiny["sd"])
+    with pytest.raises(UserError, match="needs geometry.color_channels=4"):
+        validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values={**base, "geometry": {"color_channels": 3}}))
+    with pytest.raises(UserError, match="cannot be lit"):
+        validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values={**base, "material": {"shaded_prob": 0.5}}))
+    validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values=base))

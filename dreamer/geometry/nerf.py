@@ -4,7 +4,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..priors.latent_rgb import latents_to_rgb
 from .hashgrid import make_encoding
+
+
+def to_display_rgb(colour: torch.Tensor) -> torch.Tensor:
+    """(..., 3) RGB unchanged; (..., 4) SD latents as their approximate RGB."""
+    return latents_to_rgb(colour) if colour.shape[-1] == 4 else colour
 
 
 def _mlp(n_in: int, width: int, n_out: int, hidden_layers: int) -> nn.Sequential:
@@ -20,9 +26,10 @@ class NeRFField(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg, self.radius = cfg, cfg.radius
+        self.color_channels = cfg.color_channels  # what renderers composite: 3 (RGB) or 4 (latents)
         self.encoding = make_encoding(cfg.pos_encoding)
         self.density_mlp = _mlp(self.encoding.output_dim, cfg.mlp_width, 1, cfg.mlp_layers)
-        self.colour_mlp = _mlp(self.encoding.output_dim, cfg.mlp_width, 3, cfg.mlp_layers)
+        self.colour_mlp = _mlp(self.encoding.output_dim, cfg.mlp_width, cfg.color_channels, cfg.mlp_layers)
 
     def parameter_groups(self) -> dict:
         return {"encoding": list(self.encoding.parameters()),
@@ -49,14 +56,22 @@ class NeRFField(nn.Module):
         raw = self.density_mlp(self._features(points))[:, 0] + self._blob(points)
         return self._activate(raw)
 
+    def _colour(self, feats: torch.Tensor) -> torch.Tensor:
+        raw = self.colour_mlp(feats)
+        return torch.sigmoid(raw) if self.cfg.color_activation == "sigmoid" else raw
+
     def query(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Density (N,) and albedo (N, 3) in [0, 1]."""
+        """Density (N,) and albedo (N, C): RGB in [0, 1], or latents with color_channels 4."""
         feats = self._features(points)
         sigma = self._activate(self.density_mlp(feats)[:, 0] + self._blob(points))
-        return sigma, torch.sigmoid(self.colour_mlp(feats))
+        return sigma, self._colour(feats)
 
     def albedo(self, points: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.colour_mlp(self._features(points)))
+        return self._colour(self._features(points))
+
+    def display_albedo(self, points: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] for textures: latent colours through the linear latent -> RGB map."""
+        return to_display_rgb(self.albedo(points))
 
     def normals(self, points: torch.Tensor) -> torch.Tensor:
         """Unit normals, pointing out of the density: -grad(sigma), by central finite differences

@@ -117,7 +117,13 @@ class DiffusersPrior(Prior):
 
     def encode(self, rgb: torch.Tensor) -> torch.Tensor:
         """Renders -> latents with gradient: resize to the UNet's image size, VAE-encode, and take
-        the posterior's sample or mean (prior.vae_mode), scaled as diffusers does."""
+        the posterior's sample or mean (prior.vae_mode), scaled as diffusers does. With
+        prior.rgb_as_latents the renders' 4 channels are the latents, resized to the latent size."""
+        if getattr(self.cfg, "rgb_as_latents", False):
+            x = rgb.permute(0, 3, 1, 2)
+            if x.shape[-2:] != (self.resolution, self.resolution):
+                x = F.interpolate(x, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
+            return x
         x = self._to_image_size(rgb)
         vae = self.vae
         posterior = vae.encode(x.to(self.device, vae.dtype)).latent_dist
