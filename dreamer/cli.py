@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("prompt")
     g.add_argument("--method", default=None, help="guidance method: sds, vsd, esd, csd, csm, asd, nfsd, ism, tsm, bsd, dsd, cds (default: sds)")
     g.add_argument("--representation", default=None, help="3D representation (default: nerf)")
-    g.add_argument("--prior", default=None, help="diffusion prior (default: toy)")
+    g.add_argument("--prior", default=None, help="diffusion prior: toy (default), a hub id already in the local "
+                                                  "Hugging Face cache, or a diffusers pipeline folder")
     g.add_argument("--steps", type=int, default=None, help="optimization steps")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--out", default=None, help="run folder to create (default: outputs/<prompt>-<time>)")

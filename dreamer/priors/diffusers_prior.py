@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import PriorConfig
 from .base import Prior, v_to_eps
 from .hub import PriorSource
 from .loading import apply_gpu_options, load_part, pick_device, pick_dtype
@@ -34,7 +35,7 @@ class DiffusersPrior(Prior):
                  device: torch.device | str = "cpu"):
         """`text_models` (part name -> tokenizer/encoder) may be given already loaded; otherwise they
         load from `source` on the first prompt the cache does not hold."""
-        self.unet, self.vae, self.source, self.cfg = unet, vae, source, cfg
+        self.unet, self.vae, self.source, self.cfg = unet, vae, source, cfg or PriorConfig()
         self.device = torch.device(device)
         self.prediction_type = scheduler.config.prediction_type
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -42,16 +43,14 @@ class DiffusersPrior(Prior):
         self.alphas_cumprod = scheduler.alphas_cumprod.float()
         self._text = dict(text_models or {})
         self.cache = cache or EmbeddingCache("unsaved", enabled=False)
-        self.vae_mode = getattr(cfg, "vae_mode", "sample")
-        self._unet_forward = torch.compile(unet) if getattr(cfg, "compile", False) else unet
+        self._unet_forward = torch.compile(unet) if self.cfg.compile else unet
         sample = unet.config.sample_size
         sample = sample[0] if isinstance(sample, (list, tuple)) else sample
         self.resolution = int(sample)
         self.channels = int(unet.config.in_channels)
         scale = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
-        self.image_resolution = int(getattr(cfg, "resolution", 0) or self.resolution * scale)
-        if vae is not None:
-            self.resolution = self.image_resolution // scale
+        self.image_resolution = int(self.cfg.resolution or self.resolution * scale)
+        self.resolution = self.image_resolution // scale
 
     # -- text --------------------------------------------------------------------------------
 
@@ -80,19 +79,15 @@ class DiffusersPrior(Prior):
             if tok_name not in self._text:
                 self._text[tok_name] = load_part(self.source, tok_name)
             if enc_name not in self._text:
-                self._text[enc_name] = load_part(self.source, enc_name, self.unet_dtype, self._allow_pickle)
+                self._text[enc_name] = load_part(self.source, enc_name, self.unet_dtype, self.cfg.allow_pickle)
             self._text[enc_name].to(self.device).requires_grad_(False).eval()
         return self._text
 
     def _offload_text(self) -> None:
-        if self.device.type != "cpu" and getattr(self.cfg, "offload_text_encoders", True):
+        if self.device.type != "cpu" and self.cfg.offload_text_encoders:
             for _, enc_name in self.text_parts:
                 if enc_name in self._text:
                     self._text[enc_name].to("cpu")
-
-    @property
-    def _allow_pickle(self) -> bool:
-        return bool(getattr(self.cfg, "allow_pickle", False))
 
     def tokenize(self, tokenizer, prompts: list[str]) -> dict:
         enc = tokenizer(prompts, padding="max_length", max_length=self.max_tokens or tokenizer.model_max_length,
@@ -119,7 +114,7 @@ class DiffusersPrior(Prior):
         """Renders -> latents with gradient: resize to the UNet's image size, VAE-encode, and take
         the posterior's sample or mean (prior.vae_mode), scaled as diffusers does. With
         prior.rgb_as_latents the renders' 4 channels are the latents, resized to the latent size."""
-        if getattr(self.cfg, "rgb_as_latents", False):
+        if self.cfg.rgb_as_latents:
             x = rgb.permute(0, 3, 1, 2)
             if x.shape[-2:] != (self.resolution, self.resolution):
                 x = F.interpolate(x, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
@@ -127,15 +122,17 @@ class DiffusersPrior(Prior):
         x = self._to_image_size(rgb)
         vae = self.vae
         posterior = vae.encode(x.to(self.device, vae.dtype)).latent_dist
-        z = posterior.sample() if self.vae_mode == "sample" else posterior.mean
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        return ((z - shift) * vae.config.scaling_factor).float().to(rgb.device)
+        z = posterior.sample() if self.cfg.vae_mode == "sample" else posterior.mean
+        return ((z - self._vae_shift) * vae.config.scaling_factor).float().to(rgb.device)
+
+    @property
+    def _vae_shift(self) -> float:
+        return getattr(self.vae.config, "shift_factor", None) or 0.0  # newer VAEs only
 
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         vae = self.vae
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        img = vae.decode((x / vae.config.scaling_factor + shift).to(self.device, vae.dtype)).sample
+        img = vae.decode((x / vae.config.scaling_factor + self._vae_shift).to(self.device, vae.dtype)).sample
         return ((img.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
     # -- the noise prediction --------------------------------------------------------------------
