@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
     e.add_argument("--no-turntable", action="store_true")
 
+    ev = sub.add_parser("eval", help="score toy-prior runs against the ground truth (writes metrics.json in each)")
+    ev.add_argument("run_dirs", nargs="+")
+    ev.add_argument("--views", type=int, default=16, help="held-out views at uniform azimuths")
+    ev.add_argument("--resolution", type=int, default=64, help="render resolution of the held-out views")
+
     b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
                                      "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture)")
     b.add_argument("what", choices=["guidance", "prior"])
@@ -158,6 +163,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "bench":
         return _bench(args)
+    if args.command == "eval":
+        return _eval(args)
     if args.command == "generate":
         cfg, recipe = _generate_config(args)
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
@@ -204,6 +211,15 @@ def _bench(args) -> int:
     if args.markdown:
         from .atomic import write_text
         write_text(Path(args.markdown), text + "\n")
+    return 0
+
+
+def _eval(args) -> int:
+    from .eval.evaluate import evaluate, table
+    if args.views < 1 or args.resolution < 16:
+        raise UserError("--views must be at least 1 and --resolution at least 16")
+    result = evaluate(args.run_dirs, args.views, args.resolution, say=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(result))
     return 0
 
 

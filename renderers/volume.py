@@ -143,11 +143,11 @@ class VolumeRenderer(torch.nn.Module):
             out["rgb"] = out["rgb"] * factor
 
     @torch.no_grad()
-    def render_chunked(self, field, background, cams: CameraBatch, shading: ShadingSpec) -> dict:
+    def render_chunked(self, field, background, cams: CameraBatch, shading: ShadingSpec, bg_color=None) -> dict:
         """Evaluation renders of many views without building one huge graph."""
         outs = []
         per_image = cams.height * cams.width
         n_img = max(1, self.cfg.eval_chunk_size // per_image)
         for i in range(0, len(cams), n_img):
-            outs.append(self(field, background, cams.subset(slice(i, i + n_img)), shading))
+            outs.append(self(field, background, cams.subset(slice(i, i + n_img)), shading, bg_color=bg_color))
         return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}

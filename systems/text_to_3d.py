@@ -157,13 +157,15 @@ class TextTo3DSystem(pl.LightningModule):
     # -- queries used by export and evaluation --------------------------------------------------------
 
     @torch.no_grad()
-    def render_views(self, cams, mode: str = "shaded", particle: int = 0) -> dict:
-        """Renders for people (previews, turntable, evaluation): latent colours shown as RGB."""
+    def render_views(self, cams, mode: str = "shaded", particle: int = 0, bg_color=None) -> dict:
+        """Renders for people (previews, turntable, evaluation): latent colours shown as RGB.
+        `bg_color` replaces the learned background (evaluation composites on the truth's white)."""
         m = self.cfg.material
         field, renderer = self.particles()[particle]
         if field.color_channels != 3:
             mode = "albedo"  # latents are not lit
-        out = renderer.render_chunked(field, self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light))
+        out = renderer.render_chunked(field, self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light),
+                                      bg_color)
         out["rgb"] = to_display_rgb(out["rgb"])
         return out
 

@@ -1,0 +1,125 @@
+"""`dreamer eval`: score finished toy-prior runs against the toy world's ground truth.
+
+Per run (metrics.json in its folder): silhouette IoU, PSNR and saturation ratio at `views`
+held-out cameras with uniform azimuths, the Chamfer distance of the exported mesh to the true
+mesh, and the Janus score for objects with a distinct front. Across runs of one prompt: the spread
+between their results (pairwise silhouette disagreement 1 - IoU and RGB RMSE at the same views).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from ..atomic import write_text
+from ..errors import UserError
+from ..runs import RunDir
+from .geometry import chamfer, true_mesh
+from .janus import janus_score
+from .metrics import heldout_cameras, image_metrics, object_renderer, silhouette_iou
+
+WHITE = torch.ones(3)
+
+
+def toy_object(cfg):
+    from ..toy.catalogue import Catalogue
+    if cfg.prior.name != "toy":
+        raise UserError(f"dreamer eval scores toy-prior runs against the toy ground truth; this run used "
+                        f"prior {cfg.prior.name}")
+    cat = Catalogue.with_extension(cfg.prior.catalogue)
+    index, _ = cat.resolve(cfg.prompt)
+    return cat.objects[index]
+
+
+def run_renderer(system):
+    """render_fn(cams) -> (rgb, coverage) of a trained system, shaded like the truth, on white."""
+    def render(cams):
+        out = system.render_views(cams, mode="shaded", bg_color=WHITE)
+        return out["rgb"], out["opacity"][..., 0]
+    return render
+
+
+def exported_mesh(run: RunDir):
+    import trimesh
+    for name in ("model.glb", "model.obj"):
+        path = run.path / name
+        if path.is_file():
+            loaded = trimesh.load(path, force="mesh")
+            return loaded
+    return None
+
+
+def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[dict, dict]:
+    """(metrics, renders) of one run; metrics.json is written into the run folder."""
+    from ..pipeline import load_system
+    cfg = run.config()
+    obj = toy_object(cfg)
+    system = load_system(run, cfg)
+    render_fn, truth_fn = run_renderer(system), object_renderer(obj)
+    cams = heldout_cameras(cfg.camera, views, resolution)
+    metrics = {"prompt": cfg.prompt, "object": obj.name, "method": cfg.guidance.method, "seed": cfg.seed,
+               "views": views, **image_metrics(render_fn, truth_fn, cams)}
+    mesh = exported_mesh(run)
+    metrics["chamfer"] = None if mesh is None else chamfer(mesh, true_mesh(obj))
+    if obj.has_front:
+        c = cfg.camera
+        metrics.update(janus_score(render_fn, truth_fn, c.eval_elevation, c.eval_distance, c.eval_fovy, resolution))
+    else:
+        metrics["janus_score"] = None
+    metrics = {k: _round(v) for k, v in metrics.items()}
+    write_text(run.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    rgb, cov = render_fn(cams)
+    return metrics, {"rgb": rgb, "coverage": cov}
+
+
+def _round(v):
+    if isinstance(v, float):
+        return v if math.isinf(v) else round(v, 4)
+    return v
+
+
+def spread(renders: list[dict]) -> dict:
+    """Mean over pairs of runs: silhouette disagreement (1 - IoU) and RGB RMSE at the same views."""
+    pairs = list(itertools.combinations(renders, 2))
+    if not pairs:
+        return {}
+    dis = [1 - silhouette_iou(a["coverage"], b["coverage"]) for a, b in pairs]
+    rmse = [float(((a["rgb"] - b["rgb"]) ** 2).mean().sqrt()) for a, b in pairs]
+    return {"runs": len(renders), "silhouette_disagreement": round(sum(dis) / len(dis), 4),
+            "rgb_rmse": round(sum(rmse) / len(rmse), 4)}
+
+
+def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print) -> dict:
+    """Score every run; runs that share a prompt and method also get their spread."""
+    rows, groups = [], {}
+    for p in paths:
+        run = RunDir.open(p)
+        say(f"evaluating {run.path}")
+        metrics, renders = evaluate_run(run, views, resolution)
+        rows.append((run, metrics))
+        groups.setdefault((metrics["prompt"], metrics["method"]), []).append((run, renders))
+    spreads = {}
+    for (prompt, method), members in groups.items():
+        s = spread([r for _, r in members])
+        if s:
+            spreads[f"{method}: {prompt}"] = s
+            for run, _ in members:
+                data = json.loads((run.path / "metrics.json").read_text())
+                data["spread"] = s
+                write_text(run.path / "metrics.json", json.dumps(data, indent=2) + "\n")
+    return {"runs": [{"run": str(r.path), **m} for r, m in rows], "spread": spreads}
+
+
+def table(result: dict) -> str:
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    lines = ["| run | method | IoU | PSNR (dB) | Chamfer | Janus | saturation |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["runs"]:
+        lines.append(f"| {Path(r['run']).name} | {r['method']} | {r['silhouette_iou']:.3f} | {r['psnr']:.2f} | "
+                     f"{fmt(r['chamfer'], '.4f')} | {fmt(r['janus_score'], '+.2f')} | {r['saturation_ratio']:.2f} |")
+    for key, s in result["spread"].items():
+        lines.append(f"\nspread over {s['runs']} runs ({key}): silhouette disagreement {s['silhouette_disagreement']:.3f}, "
+                     f"RGB RMSE {s['rgb_rmse']:.3f}")
+    return "\n".join(lines)

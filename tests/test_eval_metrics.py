@@ -1,0 +1,118 @@
+"""`dreamer eval`'s metrics on cases with known answers: the truth scores itself perfectly, a duck
+turned round or given a second head scores a worse Janus score, a sphere against a cube gives the
+IoU computed by hand."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from dreamer.cameras import make_cameras
+from dreamer.eval.geometry import chamfer, true_mesh
+from dreamer.eval.janus import janus_score
+from dreamer.eval.metrics import image_metrics, object_renderer, psnr, saturation, silhouette_iou
+from dreamer.toy.catalogue import Part, ToyObject, builtin_objects
+
+DUCK = builtin_objects()[0]
+
+
+class Turned:
+    """An object turned 180 degrees about the vertical axis: its front faces the back."""
+
+    def __init__(self, obj):
+        self.obj, self.flip = obj, torch.tensor([-1.0, 1.0, -1.0])
+
+    def distance(self, p):
+        return self.obj.distance(p * self.flip)
+
+    def query(self, p):
+        return self.obj.query(p * self.flip)
+
+
+def two_faced(obj):
+    """The object with its front parts (head, beak, eyes) copied onto its back."""
+    extra = [dataclasses.replace(p, center=(p.center[0], p.center[1], -p.center[2])) for p in obj.parts
+             if p.center[2] > 0.1]
+    return ToyObject(obj.name + " with two faces", [], obj.parts + extra, True)
+
+
+def janus_of(candidate):
+    return janus_score(object_renderer(candidate), object_renderer(DUCK), 15.0, 2.0, 40.0, 48)["janus_score"]
+
+
+def test_janus_score_separates_the_duck_from_janus_ducks():
+    true, turned, doubled = janus_of(DUCK), janus_of(Turned(DUCK)), janus_of(two_faced(DUCK))
+    assert true == pytest.approx(-1.0)
+    assert turned == pytest.approx(1.0)
+    assert doubled > true + 0.5  # a face on the back moves the score well towards +1
+
+
+def test_the_truth_scores_itself_perfectly():
+    cams = make_cameras(torch.full((4,), 15.0), torch.tensor([0.0, 90, 180, 270]), torch.full((4,), 2.0),
+                        torch.full((4,), 40.0), 48, 48)
+    m = image_metrics(object_renderer(DUCK), object_renderer(DUCK), cams)
+    assert m["silhouette_iou"] == 1.0 and math.isinf(m["psnr"]) and m["saturation_ratio"] == pytest.approx(1.0)
+    mesh = true_mesh(DUCK, resolution=64)
+    assert chamfer(mesh, mesh) == 0.0
+    shifted = mesh.copy()
+    shifted.apply_translation([0.05, 0, 0])
+    diagonal = float(((mesh.bounds[1] - mesh.bounds[0]) ** 2).sum() ** 0.5)
+    assert 0.3 * 0.05 / diagonal < chamfer(shifted, mesh) < 0.05 / diagonal  # at most the shift
+
+
+def test_sphere_against_a_cube_of_the_same_size_gives_the_hand_computed_iou():
+    """Seen face-on from distance d, a sphere of radius r is a disc of radius r / sqrt(d^2 - r^2)
+    (in units of the focal length); the cube of side 2r shows its front face, a square of half-width
+    r / (d - r), which contains the disc. IoU = pi rho^2 / (2 w)^2."""
+    r, d, res = 0.5, 2.0, 256
+    white = (1.0, 1.0, 1.0)
+    sphere = ToyObject("sphere", [], [Part("sphere", {"radius": r}, (0, 0, 0), white)])
+    cube = ToyObject("cube", [], [Part("box", {"half": (r, r, r)}, (0, 0, 0), white)])
+    cams = make_cameras(torch.zeros(1), torch.zeros(1), torch.full((1,), d), torch.full((1,), 40.0), res, res)
+    _, a = object_renderer(sphere)(cams)
+    _, b = object_renderer(cube)(cams)
+    rho, w = r / math.sqrt(d * d - r * r), r / (d - r)
+    assert silhouette_iou(a, b) == pytest.approx(math.pi * rho ** 2 / (2 * w) ** 2, abs=0.01)
+
+
+def test_psnr_and_saturation_closed_forms():
+    img = torch.zeros(1, 4, 4, 3)
+    assert psnr(img, img + 0.1) == pytest.approx(20.0)
+    red, grey = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5, 0.5])
+    pixels = torch.stack([red, grey]).reshape(1, 1, 2, 3)
+    assert saturation(pixels, torch.ones(1, 1, 2)) == pytest.approx(0.5)
+    assert saturation(pixels, torch.tensor([[[1.0, 0.0]]])) == pytest.approx(1.0)
+
+
+def test_dreamer_eval_writes_metrics_and_the_spread_of_two_seeds(tmp_path, capsys):
+    """Two short duck runs (seeds 0 and 1) through `dreamer eval`: every metric present and in range."""
+    import json
+
+    from dreamer.cli import main
+    from dreamer.config import CONFIG_DIR, build_config
+    from dreamer.pipeline import generate
+    runs = []
+    for seed in (0, 1):
+        cfg = build_config(CONFIG_DIR / "sds-nerf.yaml", values={
+            "prompt": "a rubber duck", "seed": seed, "prior": {"refs_per_object": 48},
+            "camera": {"width": [32], "height": [32]}, "renderer": {"num_samples_per_ray": 32},
+            "trainer": {"max_steps": 20, "val_every": 100},
+            "export": {"resolution": 48, "faces": 2000, "texture_size": 64, "turntable": False, "formats": ["glb"]}})
+        run, _ = generate(cfg, str(tmp_path / f"seed{seed}"), progress=False)
+        runs.append(run.path)
+    assert main(["eval", *map(str, runs), "--views", "8", "--resolution", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "| seed0 | sds |" in out and "spread over 2 runs" in out
+    for path in runs:
+        m = json.loads((path / "metrics.json").read_text())
+        assert 0 < m["silhouette_iou"] <= 1 and m["psnr"] > 5 and m["chamfer"] > 0
+        assert -1 <= m["janus_score"] <= 1 and len(m["janus_views"]) == 5 and m["saturation_ratio"] > 0
+        assert m["spread"]["runs"] == 2 and 0 <= m["spread"]["silhouette_disagreement"] <= 1
+
+
+def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    from dreamer.cli import main
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a dreamer run folder" in capsys.readouterr().err
