@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--representation", default=None, help="3D representation (default: nerf)")
     g.add_argument("--prior", default=None, help="diffusion prior: toy (default), a hub id already in the local "
                                                   "Hugging Face cache, or a diffusers pipeline folder")
+    g.add_argument("--object", default=None, help="toy prior: a mesh file (GLB/OBJ/PLY) that the prompt names, "
+                                                  "added to the toy world as a new object")
     g.add_argument("--steps", type=int, default=None, help="optimization steps")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--out", default=None, help="run folder to create (default: outputs/<prompt>-<time>)")
@@ -95,6 +97,9 @@ def _generate_config(args):
         values["geometry"] = {"type": args.representation}
     if args.prior is not None:
         values["prior"] = {"name": args.prior}
+    if args.object is not None:
+        from .toy.user_objects import single_object_catalogue
+        values.setdefault("prior", {})["catalogue"] = str(single_object_catalogue(args.object, args.prompt))
     if args.steps is not None:
         values["trainer"] = {"max_steps": args.steps}
     if args.seed is not None:

@@ -116,3 +116,24 @@ def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     from dreamer.cli import main
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a dreamer run folder" in capsys.readouterr().err
+
+
+def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(tmp_path, capsys):
+    """`dreamer generate "a wooden crate" --object crate.glb`, then `dreamer eval`: the crate's own
+    ground truth scores the run."""
+    import json
+
+    import trimesh
+
+    from dreamer.cli import main
+    trimesh.creation.box(extents=(1.0, 0.6, 0.8)).export(tmp_path / "crate.glb")
+    out = tmp_path / "run"
+    rc = main(["generate", "a wooden crate", "--object", str(tmp_path / "crate.glb"), "--steps", "10",
+               "--out", str(out), "prior.refs_per_object=16", "camera.width=[32]", "camera.height=[32]",
+               "renderer.num_samples_per_ray=32", "export.resolution=48", "export.turntable=false",
+               "export.formats=[glb]"])
+    assert rc == 0, capsys.readouterr().err
+    assert main(["eval", str(out), "--views", "4", "--resolution", "32"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["object"] == "wooden crate" and 0 < m["silhouette_iou"] <= 1 and m["janus_score"] is None
+    assert main(["generate", "a wooden crate", "--object", str(tmp_path / "missing.glb")]) == 2

@@ -142,3 +142,22 @@ def load_catalogue_extension(path) -> list[MeshObject]:
     if not isinstance(entries, list) or not entries:
         raise UserError(f"catalogue file {path} needs a non-empty 'objects:' list")
     return [load_mesh_object(e, path.parent) for e in entries]
+
+
+def single_object_catalogue(mesh: str, prompt: str) -> Path:
+    """A catalogue YAML holding one object: `mesh`, named by the prompt (`dreamer generate
+    "a ceramic vase" --object vase.glb`). It lives in the cache, keyed by both, so run folders that
+    point at it keep working."""
+    from .catalogue import normalize_prompt
+    path = Path(mesh).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"--object {mesh} does not exist; pass a GLB, OBJ or PLY file")
+    name, _ = normalize_prompt(prompt)
+    if not name:
+        raise UserError('--object needs a prompt that names the object, e.g. dreamer generate "a ceramic vase" --object vase.glb')
+    entry = {"objects": [{"name": name, "mesh": str(path)}]}
+    text = OmegaConf.to_yaml(OmegaConf.create(entry))
+    out = cache_dir() / "objects" / f"{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
+    if not out.is_file():
+        write_with(out, lambda tmp: tmp.write_text(text))
+    return out
