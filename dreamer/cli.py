@@ -56,13 +56,20 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
                                      "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture)")
-    b.add_argument("what", choices=["guidance", "prior"])
+    b.add_argument("what", choices=["guidance", "prior", "quality"])
     b.add_argument("--methods", default=None, help="comma-separated (default: every method)")
     b.add_argument("--steps", type=int, default=20, help="timed steps per method")
     b.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
     b.add_argument("--batch-size", type=int, default=1, help="views per step")
     b.add_argument("--prompt", default="a rubber duck")
     b.add_argument("--markdown", default=None, help="also write the table to this file")
+    b.add_argument("--objects", default="rubber duck,snowman,toy car,penguin",
+                   help="quality: comma-separated toy objects (default: the four with a distinct front)")
+    b.add_argument("--seeds", default="0,1", help="quality: comma-separated seeds")
+    b.add_argument("--out", default="bench-quality", help="quality: root folder of the runs and results")
+    b.add_argument("--jobs", type=int, default=1, help="quality: runs at a time (each with one thread)")
+    b.add_argument("--run-steps", type=int, default=None, help="quality: steps per run (default: each recipe's)")
+    b.add_argument("overrides", nargs="*", help="quality: key=value overrides for every run")
     b.add_argument("--batch-sizes", default="1,4", help="prior: comma-separated views per step")
     b.add_argument("--image-size", type=int, default=0,
                    help="prior: image size renders are encoded at (default 512; use 64 on a CPU)")
@@ -149,6 +156,7 @@ def main(argv=None) -> int:
             raise UserError(f"unrecognized arguments: {' '.join(bad)} (see `dreamer --help`)")
         if extra:
             args.overrides = list(args.overrides) + extra
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in benchmark outputs
         return _dispatch(args)
     except UserError as exc:
         print(f"dreamer: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
@@ -201,6 +209,8 @@ def _dispatch(args) -> int:
 def _bench(args) -> int:
     if args.what == "prior":
         return _bench_prior(args)
+    if args.what == "quality":
+        return _bench_quality(args)
     from .bench import guidance
     from .guidance import METHODS
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
@@ -217,6 +227,35 @@ def _bench(args) -> int:
         from .atomic import write_text
         write_text(Path(args.markdown), text + "\n")
     return 0
+
+
+def _bench_quality(args) -> int:
+    import shlex
+
+    from .bench import quality
+    from .guidance import METHODS
+    from .toy.catalogue import Catalogue
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else \
+        ["sds", "vsd", "esd", "ism", "tsm", "bsd", "dsd", "csd"]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
+    objects = [o.strip() for o in args.objects.split(",") if o.strip()]
+    cat = Catalogue()
+    for o in objects:
+        cat.resolve(o)  # an unknown object fails here, before any run starts
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {args.seeds}") from None
+    if args.jobs < 1 or (args.run_steps is not None and args.run_steps < 1):
+        raise UserError("--jobs and --run-steps must be at least 1")
+    command = "dreamer " + " ".join(shlex.quote(a) for a in args.argv)
+    result = quality.run(methods, objects, seeds, Path(args.out), args.run_steps, args.jobs, args.overrides,
+                         command=command, say=lambda m: print(m, file=sys.stderr, flush=True))
+    print(quality.markdown(result["summary"], command))
+    print(f"written: {Path(args.out) / 'results.csv'}, summary.md, summary.png", file=sys.stderr)
+    return 1 if result["failures"] else 0
 
 
 def _eval(args) -> int:

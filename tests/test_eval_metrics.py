@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,13 @@ import torch
 from dreamer.cameras import make_cameras
 from dreamer.eval.geometry import chamfer, true_mesh
 from dreamer.eval.janus import janus_score
-from dreamer.eval.metrics import image_metrics, object_renderer, psnr, saturation, silhouette_iou
+from dreamer.eval.metrics import (
+    image_metrics,
+    object_renderer,
+    psnr,
+    saturation,
+    silhouette_iou,
+)
 from dreamer.toy.catalogue import Part, ToyObject, builtin_objects
 
 DUCK = builtin_objects()[0]
@@ -86,32 +93,6 @@ def test_psnr_and_saturation_closed_forms():
     assert saturation(pixels, torch.tensor([[[1.0, 0.0]]])) == pytest.approx(1.0)
 
 
-def test_dreamer_eval_writes_metrics_and_the_spread_of_two_seeds(tmp_path, capsys):
-    """Two short duck runs (seeds 0 and 1) through `dreamer eval`: every metric present and in range."""
-    import json
-
-    from dreamer.cli import main
-    from dreamer.config import CONFIG_DIR, build_config
-    from dreamer.pipeline import generate
-    runs = []
-    for seed in (0, 1):
-        cfg = build_config(CONFIG_DIR / "sds-nerf.yaml", values={
-            "prompt": "a rubber duck", "seed": seed, "prior": {"refs_per_object": 48},
-            "camera": {"width": [32], "height": [32]}, "renderer": {"num_samples_per_ray": 32},
-            "trainer": {"max_steps": 20, "val_every": 100},
-            "export": {"resolution": 48, "faces": 2000, "texture_size": 64, "turntable": False, "formats": ["glb"]}})
-        run, _ = generate(cfg, str(tmp_path / f"seed{seed}"), progress=False)
-        runs.append(run.path)
-    assert main(["eval", *map(str, runs), "--views", "8", "--resolution", "32"]) == 0
-    out = capsys.readouterr().out
-    assert "| seed0 | sds |" in out and "spread over 2 runs" in out
-    for path in runs:
-        m = json.loads((path / "metrics.json").read_text())
-        assert 0 < m["silhouette_iou"] <= 1 and m["psnr"] > 5 and m["chamfer"] > 0
-        assert -1 <= m["janus_score"] <= 1 and len(m["janus_views"]) == 5 and m["saturation_ratio"] > 0
-        assert m["spread"]["runs"] == 2 and 0 <= m["spread"]["silhouette_disagreement"] <= 1
-
-
 def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     from dreamer.cli import main
     assert main(["eval", str(tmp_path)]) == 2
@@ -137,3 +118,30 @@ def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(
     m = json.loads((out / "metrics.json").read_text())
     assert m["object"] == "wooden crate" and 0 < m["silhouette_iou"] <= 1 and m["janus_score"] is None
     assert main(["generate", "a wooden crate", "--object", str(tmp_path / "missing.glb")]) == 2
+
+
+def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, capsys):
+    """Two seeds of SDS on the duck, two at a time: each run scored (metrics in range, the spread of
+    the two seeds), the tables written, and a second call reruns nothing."""
+    import csv
+    import json
+
+    from dreamer.cli import main
+    small = ["prior.refs_per_object=16", "camera.width=[32]", "camera.height=[32]", "renderer.num_samples_per_ray=32",
+             "export.resolution=48", "export.faces=2000", "export.texture_size=64", "export.formats=[glb]"]
+    argv = ["bench", "quality", "--methods", "sds", "--objects", "rubber duck", "--seeds", "0,1",
+            "--run-steps", "5", "--jobs", "2", "--out", str(tmp_path), *small]
+    assert main(argv) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("sds", "0"), ("sds", "1")]
+    for r in rows:
+        m = json.loads((Path(r["run"]) / "metrics.json").read_text())
+        assert 0 < m["silhouette_iou"] <= 1 and m["psnr"] > 5 and m["chamfer"] > 0 and m["saturation_ratio"] > 0
+        assert -1 <= m["janus_score"] <= 1 and len(m["janus_views"]) == 5
+        assert m["spread"]["runs"] == 2 and 0 <= m["spread"]["silhouette_disagreement"] <= 1
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("Command: `dreamer bench quality --methods sds") and "| sds | 2 |" in summary
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(argv) == 0  # everything done: nothing reruns
+    assert "2 runs planned, 2 already done" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print)
 
 
 def table(result: dict) -> str:
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    fmt = lambda v, f: "-" if v is None else format(v, f)
     lines = ["| run | method | IoU | PSNR (dB) | Chamfer | Janus | saturation |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
         lines.append(f"| {Path(r['run']).name} | {r['method']} | {r['silhouette_iou']:.3f} | {r['psnr']:.2f} | "

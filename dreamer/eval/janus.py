@@ -22,7 +22,7 @@ BACK_OFFSETS = (-30.0, -15.0, 0.0, 15.0, 30.0)
 
 def _cams(azimuths, elevation, distance, fovy, resolution):
     n = len(azimuths)
-    full = lambda v: torch.full((n,), float(v))  # noqa: E731
+    full = lambda v: torch.full((n,), float(v))
     return make_cameras(full(elevation), torch.tensor(azimuths, dtype=torch.float32), full(distance), full(fovy),
                         resolution, resolution)
 
@@ -39,7 +39,7 @@ def janus_score(render_fn, truth_fn, elevation: float, distance: float, fovy: fl
     result, _ = render_fn(back_cams)
     t_back, _ = truth_fn(back_cams)
     t_front, _ = truth_fn(front_cams)
-    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)  # noqa: E731
+    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)
     d_back = mse(result, t_back)
     d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
     views = (d_back - d_front) / (d_back + d_front).clamp_min(1e-12)
