@@ -100,16 +100,15 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print)
         say(f"evaluating {run.path}")
         metrics, renders = evaluate_run(run, views, resolution)
         rows.append((run, metrics))
-        groups.setdefault((metrics["prompt"], metrics["method"]), []).append((run, renders))
+        groups.setdefault((metrics["prompt"], metrics["method"]), []).append((run, metrics, renders))
     spreads = {}
     for (prompt, method), members in groups.items():
-        s = spread([r for _, r in members])
+        s = spread([r for _, _, r in members])
         if s:
             spreads[f"{method}: {prompt}"] = s
-            for run, _ in members:
-                data = json.loads((run.path / "metrics.json").read_text())
-                data["spread"] = s
-                write_text(run.path / "metrics.json", json.dumps(data, indent=2) + "\n")
+            for run, metrics, _ in members:
+                metrics["spread"] = s
+                write_text(run.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return {"runs": [{"run": str(r.path), **m} for r, m in rows], "spread": spreads}
 
 
