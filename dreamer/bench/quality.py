@@ -84,7 +84,8 @@ def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, st
     overrides = list(overrides or [])
     if jobs > 1:
         overrides.append("threads=1")  # parallel runs on few cores: one thread each avoids oversubscription
-    planned = [(m, o, s) for m in methods for o in objects for s in seeds]
+    # Seed-major: a benchmark stopped half-way has every method on every object once.
+    planned = [(m, o, s) for s in seeds for o in objects for m in methods]
     jobs_list = [(run_path(root, m, o, s), _command(run_path(root, m, o, s), m, o, s, steps, overrides))
                  for m, o, s in planned]
     say(f"{len(planned)} runs planned, {sum(1 for _, c in jobs_list if not c)} already done")
