@@ -167,7 +167,6 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
-    from . import pipeline
     if args.command == "list-prompts":
         from .toy.catalogue import Catalogue
         for obj in Catalogue.with_extension(args.catalogue).objects:
@@ -180,14 +179,20 @@ def _dispatch(args) -> int:
         return _eval(args)
     if args.command == "generate":
         cfg, recipe = _generate_config(args)
+        from .priors.factory import check_prior
+        check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second
+        from . import pipeline
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
     elif args.command == "run":
+        from . import pipeline
         from .config import build_config
         cfg = build_config(_recipe_path(args.config), args.overrides)
         run, result = pipeline.generate(cfg, args.out)
     elif args.command == "resume":
+        from . import pipeline
         run, result = pipeline.resume(args.run_dir)
     elif args.command == "export":
+        from . import pipeline
         from .runs import RunDir
         run = RunDir.open(args.run_dir)
         cfg = run.config()

@@ -197,17 +197,17 @@ def test_a_missing_hub_model_fails_at_once_without_the_network(tmp_path, monkeyp
 
 
 def test_cli_with_an_uncached_hub_id_exits_2_in_one_line_before_loading_anything(tmp_path):
-    """The check runs before diffusers is imported (which alone takes seconds), hence fast."""
+    """The check runs before torch and diffusers are imported (seconds between them), hence fast."""
     code = ("import sys; from dreamer.cli import main; rc = main(['generate', 'a hamburger', '--prior', "
             "'stabilityai/stable-diffusion-2-1-base', '--out', sys.argv[1]]); "
-            "print('diffusers' in sys.modules, 'transformers' in sys.modules); sys.exit(rc)")
+            "print('diffusers' in sys.modules, 'transformers' in sys.modules, 'torch' in sys.modules); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
                          check=False, timeout=120, env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
                                            "PATH": "/usr/bin:/bin"})
     assert out.returncode == 2, out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("dreamer: error")]
     assert len(errors) == 1 and "hf download stabilityai/stable-diffusion-2-1-base" in errors[0]
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
     assert not (tmp_path / "run").exists()
 
 
