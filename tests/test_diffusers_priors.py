@@ -382,3 +382,25 @@ def test_rgb_as_latents_needs_a_latent_prior_and_four_channels(tiny):
     with pytest.raises(UserError, match="cannot be lit"):
         validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values={**base, "material": {"shaded_prob": 0.5}}))
     validate(build_config(CONFIG_DIR / "latentnerf-sd21.yaml", values=base))
+
+
+def test_a_sentencepiece_only_t5_tokenizer_loads_like_deepfloyds(tiny, tmp_path):
+    """DeepFloyd IF's tokenizer folder holds spiece.model and no tokenizer.json: it must load too."""
+    import json
+    import shutil
+
+    spm = pytest.importorskip("sentencepiece")
+    folder = tmp_path / "if-spiece"
+    shutil.copytree(tiny["if"], folder)
+    tok_dir = folder / "tokenizer"
+    shutil.rmtree(tok_dir)
+    tok_dir.mkdir()
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["a hamburger on a plate", "a rubber duck, front view"] * 50))
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tok_dir / "spiece"), vocab_size=26,
+                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   hard_vocab_limit=False, minloglevel=2)
+    (tok_dir / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
+    prior = build_prior(PriorConfig(name=str(folder), embedding_cache=False))
+    emb = prior.embed(["a hamburger", ""])
+    assert emb.shape == (2, 77, 32) and not torch.allclose(emb[0], emb[1])
