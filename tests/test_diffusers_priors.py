@@ -404,3 +404,19 @@ def test_a_sentencepiece_only_t5_tokenizer_loads_like_deepfloyds(tiny, tmp_path)
     prior = build_prior(PriorConfig(name=str(folder), embedding_cache=False))
     emb = prior.embed(["a hamburger", ""])
     assert emb.shape == (2, 77, 32) and not torch.allclose(emb[0], emb[1])
+
+
+@pytest.mark.parametrize("family, scheduler", [("sd", "PNDMScheduler"), ("sd-v", "PNDMScheduler"),
+                                               ("sdxl", "EulerDiscreteScheduler"), ("if", "DDPMScheduler")])
+def test_the_noise_schedule_comes_from_the_checkpoints_own_scheduler(family, scheduler, tiny, priors):
+    """Real checkpoints name different scheduler classes; each gives the prior its abar table."""
+    import json
+
+    from dreamer.priors.base import sd_alphas_cumprod
+    index = json.loads((tiny[family] / "model_index.json").read_text())
+    assert index["scheduler"][1] == scheduler
+    abar = priors[family].alphas_cumprod
+    if family == "if":  # squared-cosine betas
+        assert abar[0] > 0.9999 and abar[-1] < 1e-4
+    else:
+        assert torch.allclose(abar, sd_alphas_cumprod().float(), atol=1e-6)

@@ -69,18 +69,20 @@ def vae(seed: int = 0, **extra):
                          layers_per_block=1, norm_num_groups=8, sample_size=32, **extra).eval()
 
 
-def scheduler(prediction_type: str = "epsilon", beta_schedule: str = "scaled_linear"):
-    from diffusers import DDPMScheduler
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                         beta_schedule=beta_schedule, prediction_type=prediction_type, clip_sample=False,
-                         steps_offset=1)
+def scheduler(prediction_type: str = "epsilon", beta_schedule: str = "scaled_linear", kind: str = "DDPMScheduler"):
+    """The scheduler class the real checkpoints name: PNDM (SD 1.x/2.x), EulerDiscrete (SDXL), DDPM (IF)."""
+    import diffusers
+    kwargs = {"clip_sample": False} if kind == "DDPMScheduler" else {}
+    return getattr(diffusers, kind)(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                    beta_schedule=beta_schedule, prediction_type=prediction_type, steps_offset=1,
+                                    **kwargs)
 
 
 def save_sd(folder, prediction_type: str = "epsilon") -> Path:
     """SD 1.x/2.x layout: 16x16 latents (32x32 images), one CLIP encoder."""
     from diffusers import StableDiffusionPipeline
     pipe = StableDiffusionPipeline(vae=vae(), text_encoder=clip_text_encoder(), tokenizer=clip_tokenizer(),
-                                   unet=unet(4, 4, 16, 32), scheduler=scheduler(prediction_type),
+                                   unet=unet(4, 4, 16, 32), scheduler=scheduler(prediction_type, kind="PNDMScheduler"),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return Path(folder)
@@ -95,7 +97,7 @@ def save_sdxl(folder) -> Path:
     pipe = StableDiffusionXLPipeline(vae=vae(force_upcast=True), text_encoder=clip_text_encoder(width),
                                      text_encoder_2=clip_text_encoder(width, projection=True, seed=1),
                                      tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(), unet=u,
-                                     scheduler=scheduler())
+                                     scheduler=scheduler(kind="EulerDiscreteScheduler"))
     pipe.save_pretrained(folder)
     return Path(folder)
 
