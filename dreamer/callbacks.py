@@ -66,7 +66,7 @@ def preview_grid(system, n_views: int = 4, resolution: int = 96) -> np.ndarray:
     out = system.render_views(cams)
     normal = (out["normal"] * 0.5 + 0.5) * out["opacity"] + (1 - out["opacity"])
     rows = [torch.cat([out["rgb"][i], normal[i], out["opacity"][i].expand(-1, -1, 3)], 1) for i in range(n_views)]
-    return (torch.cat(rows, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    return (torch.cat(rows, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)  # on a GPU during training
 
 
 class Previews(pl.Callback):

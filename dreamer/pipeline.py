@@ -198,7 +198,7 @@ def write_turntable(run: RunDir, cfg: ExperimentConfig, system) -> Path:
     c, e = cfg.camera, cfg.export
     cams = orbit(e.turntable_frames, c.eval_elevation, c.eval_distance, c.eval_fovy, c.eval_resolution)
     rgb = system.render_views(cams)["rgb"]
-    frames = [(f.clamp(0, 1).numpy() * 255).astype("uint8") for f in rgb]
+    frames = [(f.clamp(0, 1).cpu().numpy() * 255).astype("uint8") for f in rgb]
     return write_video(frames, run.path / "turntable.mp4", e.turntable_fps)
 
 
@@ -228,6 +228,7 @@ def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
         say("evaluating against the toy ground truth, then exporting mesh, texture and turntable")
     else:
         say("exporting mesh, texture and turntable")
+    system = system.cpu()  # marching cubes, baking and the writers take CPU tensors
     metrics = evaluate_toy(run, cfg, system)  # first: cheap, and useful even if export fails
     files = export(run, cfg, system)
     state = run.state()
