@@ -130,7 +130,8 @@ def markdown(summary: list[dict], command: str) -> str:
 
 
 def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str]) -> None:
-    fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS]
+    fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS] + \
+        ["saturation", "saturation_truth"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()

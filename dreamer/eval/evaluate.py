@@ -114,10 +114,12 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print)
 
 def table(result: dict) -> str:
     fmt = lambda v, f: "-" if v is None else format(v, f)
-    lines = ["| run | method | IoU | PSNR (dB) | Chamfer | Janus | saturation |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | Janus | saturation (truth) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
-        lines.append(f"| {Path(r['run']).name} | {r['method']} | {r['silhouette_iou']:.3f} | {r['psnr']:.2f} | "
-                     f"{fmt(r['chamfer'], '.4f')} | {fmt(r['janus_score'], '+.2f')} | {r['saturation_ratio']:.2f} |")
+        lines.append(f"| {Path(r['run']).name} | {r['object']} | {r['method']} | {r['seed']} | {r['silhouette_iou']:.3f} | "
+                     f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r['janus_score'], '+.2f')} | "
+                     f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) |")
     for key, s in result["spread"].items():
         lines.append(f"\nspread over {s['runs']} runs ({key}): silhouette disagreement {s['silhouette_disagreement']:.3f}, "
                      f"RGB RMSE {s['rgb_rmse']:.3f}")
