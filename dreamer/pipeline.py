@@ -204,18 +204,17 @@ def write_turntable(run: RunDir, cfg: ExperimentConfig, system) -> Path:
 
 def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
     """Silhouette IoU against the toy ground truth at 8 held-out views (toy prompts only)."""
+    from .eval.evaluate import toy_object
     from .eval.metrics import toy_silhouette_iou
-    from .toy.catalogue import Catalogue
     if cfg.prior.name != "toy":
         return {}
-    cat = Catalogue.with_extension(cfg.prior.catalogue)
-    obj, _ = cat.resolve(cfg.prompt)
+    truth = toy_object(cfg)
 
     ious = []
     for k in range(len(system.particles())):
         def opacity(cams, k=k):
             return system.render_views(cams, mode="albedo", particle=k)["opacity"][..., 0]
-        ious.append(toy_silhouette_iou(opacity, cat.objects[obj], cfg.camera))
+        ious.append(toy_silhouette_iou(opacity, truth, cfg.camera))
     metrics = {"silhouette_iou_8views": round(ious[0], 4)}
     if len(ious) > 1:
         metrics["silhouette_iou_8views_particles"] = [round(v, 4) for v in ious]

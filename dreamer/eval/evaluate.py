@@ -47,8 +47,7 @@ def exported_mesh(run: RunDir):
     for name in ("model.glb", "model.obj"):
         path = run.path / name
         if path.is_file():
-            loaded = trimesh.load(path, force="mesh")
-            return loaded
+            return trimesh.load(path, force="mesh")
     return None
 
 

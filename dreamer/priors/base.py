@@ -20,6 +20,13 @@ def v_to_eps(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor, alphas_cumprod
     return (1 - abar).sqrt() * x_t + abar.sqrt() * v
 
 
+def cast_inputs(kwargs: dict, device, dtype) -> dict:
+    """UNet keyword inputs (tensors, also inside nested dicts such as SDXL's added_cond_kwargs)
+    moved to the UNet's device and dtype."""
+    return {k: cast_inputs(v, device, dtype) if isinstance(v, dict) else v.to(device, dtype)
+            for k, v in kwargs.items()}
+
+
 class Prior(abc.ABC):
     """A diffusion model as guidance sees it.
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import PriorConfig
-from .base import Prior, v_to_eps
+from .base import Prior, cast_inputs, v_to_eps
 from .hub import PriorSource
 from .loading import apply_gpu_options, load_part, pick_device, pick_dtype
 from .text_cache import EmbeddingCache, model_fingerprint
@@ -146,10 +146,7 @@ class DiffusersPrior(Prior):
         dtype = self.unet_dtype
         x = x_t.to(self.device, dtype)
         tt = t.to(self.device).long()
-        kwargs = {k: (v.to(self.device, dtype) if torch.is_tensor(v) else
-                      {kk: vv.to(self.device, dtype) for kk, vv in v.items()})
-                  for k, v in self.unet_kwargs(emb).items()}
-        out = self._unet_forward(x, tt, **kwargs).sample
+        out = self._unet_forward(x, tt, **cast_inputs(self.unet_kwargs(emb), self.device, dtype)).sample
         return self.to_eps(x, out, tt).to(x_t)
 
     def to_eps(self, x_t: torch.Tensor, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

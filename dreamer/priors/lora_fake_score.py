@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from .base import v_to_eps
+from .base import cast_inputs, v_to_eps
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
@@ -55,7 +55,7 @@ class LoRAFakeScore(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
         self.evaluations += x_t.shape[0]
         device, dtype = self.unet.device, self.unet.dtype
-        kwargs = _cast(self.unet_kwargs(emb), device, dtype)
+        kwargs = cast_inputs(self.unet_kwargs(emb), device, dtype)
         out = self.unet(x_t.to(device, dtype), t.to(device), class_labels=camera.to(device), **kwargs).sample
         out = out[:, :x_t.shape[1]].to(x_t)  # IF also predicts variances
         if self.prediction_type == "v_prediction":
@@ -75,11 +75,6 @@ class LoRAFakeScore(nn.Module):
         for name, b in self.named_buffers():
             out[name] = b
         return out
-
-
-def _cast(kwargs: dict, device, dtype) -> dict:
-    """Tensors (also in nested dicts) to the UNet's device and dtype."""
-    return {k: _cast(v, device, dtype) if isinstance(v, dict) else v.to(device, dtype) for k, v in kwargs.items()}
 
 
 def _keep_trainable(module, state_dict, prefix, local_metadata):
