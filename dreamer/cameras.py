@@ -91,6 +91,18 @@ def get_rays(cams: CameraBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return origins, dirs
 
 
+def opencv_cameras(cams: CameraBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-to-camera matrices (B, 4, 4) in OpenCV axes (x right, y down, looking down +z) and
+    pinhole intrinsics (B, 3, 3), the form gsplat takes; our c2w are OpenGL (y up, looking down -z)."""
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=cams.c2w.dtype))
+    viewmats = torch.linalg.inv(cams.c2w @ flip)
+    focal = 0.5 * cams.height / torch.tan(torch.deg2rad(cams.fovy) / 2)
+    Ks = torch.zeros(len(cams), 3, 3, dtype=cams.c2w.dtype)
+    Ks[:, 0, 0], Ks[:, 1, 1] = focal, focal
+    Ks[:, 0, 2], Ks[:, 1, 2], Ks[:, 2, 2] = cams.width / 2, cams.height / 2, 1.0
+    return viewmats, Ks
+
+
 def view_labels(elevation, azimuth, front_threshold=45.0, back_threshold=45.0,
                 overhead_threshold=60.0) -> list[str]:
     """front / side / back / overhead per camera, by the view-dependent prompting thresholds."""

@@ -184,9 +184,43 @@ class HashGridConfig:
 
 
 @dataclass
+class DensifyConfig:
+    """gsplat's DefaultStrategy (grow by duplicating/splitting Gaussians with large screen-space
+    gradients, prune transparent or huge ones); steps are training steps."""
+    enabled: bool = True
+    refine_start_iter: int = 100
+    refine_stop_iter: int = 450
+    refine_every: int = 50
+    grow_grad2d: float = 0.0002  # mean |d loss / d means2d|, in gsplat's normalisation
+    grow_scale3d: float = 0.01  # larger (x scene scale) are split, smaller duplicated
+    prune_opa: float = 0.005
+    prune_scale3d: float = 0.1
+    reset_every: int = 0  # opacity reset period (0: never); done by dreamer, gsplat 1.5.3's never fires
+    max_gaussians: int = 30000  # growth pauses at this count (CPU time grows with it)
+
+
+@dataclass
+class GaussianConfig:
+    init: str = "random"  # random (in a ball) | nerf (sample a finished NeRF run) | ply (a 3DGS file)
+    init_path: Optional[str] = None  # the run folder (nerf) or .ply file (ply)
+    num_points: int = 4096  # random and nerf init
+    init_radius: float = 0.5  # random init: ball radius (points uniform in volume)
+    init_opacity: float = 0.1
+    init_scale: float = 0.0  # 0: the mean distance to the 3 nearest points
+    sh_degree: int = 0  # 0..3; view-dependent colour beyond 0
+    backend: str = "auto"  # auto (gsplat on CUDA, ours elsewhere) | torch | gsplat
+    rasterize_mode: str = "classic"  # classic | antialiased (Mip-Splatting's compensation)
+    eps2d: float = 0.3  # added to every 2D covariance (pixels^2)
+    near_plane: float = 0.01
+    tile_size: int = 8  # our rasterizer's tiles; on a CPU smaller tiles cull more
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+
+
+@dataclass
 class GeometryConfig:
-    type: str = "nerf"
+    type: str = "nerf"  # nerf | gaussians
     radius: float = 1.0
+    gaussians: GaussianConfig = field(default_factory=GaussianConfig)
     pos_encoding: HashGridConfig = field(default_factory=HashGridConfig)
     mlp_width: int = 64
     mlp_layers: int = 1
@@ -235,6 +269,13 @@ class OptimizerConfig:
     lr_mlp: Sched = 0.001
     lr_background: Sched = 0.001
     lr_fake_score: Sched = 0.001  # VSD/ESD/DSD: the fake score's own learning rate
+    # Gaussians, per raw parameter (DreamGaussian's values; means decay over the run)
+    lr_means: Sched = field(default_factory=lambda: [0, 0.001, 0.00002, 600])
+    lr_scales: Sched = 0.005
+    lr_quats: Sched = 0.005
+    lr_opacities: Sched = 0.05
+    lr_sh0: Sched = 0.01
+    lr_shN: Sched = 0.0005
     betas: list = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-15
 

@@ -16,7 +16,7 @@ from .config import ExperimentConfig
 from .errors import UserError
 from .runs import RunDir, check_output_dir, default_run_dir
 
-REPRESENTATIONS = ("nerf",)
+REPRESENTATIONS = ("nerf", "gaussians")
 
 
 def say(msg: str) -> None:
@@ -57,6 +57,11 @@ def validate(cfg: ExperimentConfig) -> None:
     for key, (value, options) in choices.items():
         if value not in options:
             raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
+    if cfg.geometry.type == "gaussians":
+        validate_gaussians(cfg)
+    elif "ply" in cfg.export.formats:
+        raise UserError("export.formats 'ply' holds Gaussian splats; a NeRF exports glb and obj "
+                        "(or run with --representation gaussians)")
     validate_export(cfg.export)
     validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
@@ -87,11 +92,34 @@ def validate_colours(cfg: ExperimentConfig, source) -> None:
                         f"{g.color_channels} colour channels; give {g.color_channels}")
 
 
+def validate_gaussians(cfg: ExperimentConfig) -> None:
+    g = cfg.geometry.gaussians
+    choices = {"geometry.gaussians.init": (g.init, ("random", "nerf", "ply")),
+               "geometry.gaussians.backend": (g.backend, ("auto", "torch", "gsplat")),
+               "geometry.gaussians.rasterize_mode": (g.rasterize_mode, ("classic", "antialiased"))}
+    for key, (value, options) in choices.items():
+        if value not in options:
+            raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
+    if not 0 <= g.sh_degree <= 3:
+        raise UserError(f"geometry.gaussians.sh_degree must be 0 to 3, got {g.sh_degree}")
+    if g.num_points < 1 or g.tile_size < 1 or g.densify.max_gaussians < 1:
+        raise UserError("geometry.gaussians.num_points, tile_size and densify.max_gaussians must be at least 1")
+    if g.init in ("nerf", "ply"):
+        want = "a finished NeRF run folder" if g.init == "nerf" else "a 3DGS .ply file"
+        if not g.init_path or not Path(g.init_path).exists():
+            raise UserError(f"geometry.gaussians.init={g.init} needs geometry.gaussians.init_path: {want} "
+                            f"({g.init_path or 'not set'} does not exist)")
+    if cfg.guidance.particles != 1:
+        raise UserError("Gaussians train one particle; set guidance.particles=1 or use --representation nerf")
+    if cfg.geometry.color_channels != 3:
+        raise UserError("Gaussians carry RGB colours; prior.rgb_as_latents needs --representation nerf")
+
+
 def validate_export(e) -> None:
     """Export settings, checked for new runs and for `dreamer export` alike."""
     for fmt in e.formats:
-        if fmt not in ("glb", "obj"):
-            raise UserError(f"unknown export.formats '{fmt}'; choose one of: glb, obj")
+        if fmt not in ("glb", "obj", "ply"):
+            raise UserError(f"unknown export.formats '{fmt}'; choose one of: glb, obj, ply (Gaussians)")
     if e.resolution < 16:
         raise UserError(f"export resolution must be at least 16, got {e.resolution}")
     if e.faces < 100:
@@ -184,6 +212,10 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
             written.append(write_glb(mesh, folder / "model.glb"))
         if "obj" in e.formats:
             written += write_obj(mesh, folder / "model.obj")
+        if "ply" in e.formats:
+            from .geometry.gaussians import write_splats_ply
+            write_splats_ply(field, folder / "splats.ply")
+            written.append(folder / "splats.ply")
         tm = tm if k else mesh
     if e.turntable:
         written.append(write_turntable(run, cfg, system))

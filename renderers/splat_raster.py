@@ -136,7 +136,7 @@ def _pixel_grid(pairs: TilePairs, tile_size: int, dtype):
     return ix, iy, ix.to(dtype) + 0.5, iy.to(dtype) + 0.5
 
 
-def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 16,
+def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 8,
                     backgrounds: torch.Tensor | None = None, prune: bool = True):
     """Front-to-back compositing over culled tiles: colours (C, H, W, D) and alphas (C, H, W, 1)."""
     C, _, D = s.colors.shape
@@ -212,7 +212,7 @@ def _dense_block(s, c: int, order, px, py, width, height):
 def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int,
                   near_plane: float = 0.01, far_plane: float = 1e10, eps2d: float = 0.3,
                   sh_degree: int | None = None, backgrounds=None, render_mode: str = "RGB",
-                  rasterize_mode: str = "classic", tile_size: int = 16, dense: bool = False):
+                  rasterize_mode: str = "classic", tile_size: int = 8, dense: bool = False):
     """gsplat.rasterization's contract (unpacked, pinhole) on any device:
     returns (render_colors (C, H, W, X), render_alphas (C, H, W, 1), meta)."""
     if render_mode not in ("RGB", "RGB+D", "RGB+ED", "D", "ED"):
@@ -221,7 +221,7 @@ def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width: 
                 near_plane, far_plane, eps2d, rasterize_mode)
     meta = {"means2d": s.means2d, "radii": s.radii, "depths": s.depths, "conics": s.conics,
             "opacities": s.opacities, "width": width, "height": height, "n_cameras": viewmats.shape[0],
-            "tile_size": tile_size}
+            "tile_size": tile_size, "camera_ids": None, "gaussian_ids": None}  # None: unpacked, as gsplat
     feats, bg = s.colors, backgrounds
     if render_mode != "RGB":
         depth = s.depths[..., None]

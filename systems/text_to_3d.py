@@ -10,12 +10,15 @@ import torch
 
 from dreamer.cameras import CameraSampler
 from dreamer.errors import UserError
-from dreamer.geometry.nerf import NeRFField, to_display_rgb
+from dreamer.geometry.nerf import to_display_rgb
 from dreamer.guidance import build_guidance
 from dreamer.prompts import PromptProcessor
 from dreamer.schedule import evaluate
 from renderers.background import Background
-from renderers.volume import ShadingSpec, VolumeRenderer
+from renderers.volume import ShadingSpec
+
+from .densify import Densifier
+from .representation import GAUSSIAN_KEYS, make_representation
 
 
 class DivergedError(UserError):
@@ -27,13 +30,12 @@ class TextTo3DSystem(pl.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.automatic_optimization = False
-        self.field = NeRFField(cfg.geometry)
-        self.renderer = VolumeRenderer(cfg.renderer, cfg.geometry.radius)
+        self.field, self.renderer = make_representation(cfg)
         # VSD/ESD particles beyond the first: each its own field (and occupancy), one shared fake score
         self.more_particles = torch.nn.ModuleList(
-            torch.nn.ModuleDict({"field": NeRFField(cfg.geometry),
-                                 "renderer": VolumeRenderer(cfg.renderer, cfg.geometry.radius)})
-            for _ in range(cfg.guidance.particles - 1))
+            torch.nn.ModuleDict(dict(zip(("field", "renderer"), make_representation(cfg, particle=k))))
+            for k in range(1, cfg.guidance.particles))
+        self.densifier = Densifier(cfg) if cfg.geometry.type == "gaussians" else None
         self.background = Background(cfg.background, cfg.geometry.color_channels, cfg.geometry.color_activation)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
@@ -64,9 +66,26 @@ class TextTo3DSystem(pl.LightningModule):
         return float(evaluate(getattr(self.cfg.optimizer, f"lr_{name}"), step))
 
     def configure_optimizers(self):
+        """One Adam for everything; with Gaussians, one Adam per Gaussian parameter (after it),
+        because densification resizes each of them with its optimizer state."""
         c = self.cfg.optimizer
-        groups = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()]
-        return torch.optim.Adam(groups, betas=tuple(c.betas), eps=c.eps)
+        adam = lambda groups: torch.optim.Adam(groups, betas=tuple(c.betas), eps=c.eps)  # noqa: E731
+        groups = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()
+                  if self.densifier is None or n not in GAUSSIAN_KEYS]
+        optimizers = [adam(groups)] if groups else []
+        if self.densifier is not None:
+            optimizers += [adam([{"params": [self.field.splats[k]], "lr": self._lr(k, 0), "name": k}])
+                           for k in GAUSSIAN_KEYS]
+        return optimizers if len(optimizers) > 1 else optimizers[0]
+
+    def _optimizer_list(self) -> list:
+        opts = self.optimizers()
+        return list(opts) if isinstance(opts, (list, tuple)) else [opts]
+
+    def gaussian_optimizers(self) -> dict:
+        """The raw per-key optimizers gsplat's strategy edits."""
+        raw = [o.optimizer for o in self._optimizer_list()]
+        return {o.param_groups[0]["name"]: o for o in raw if o.param_groups[0]["name"] in GAUSSIAN_KEYS}
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -86,9 +105,10 @@ class TextTo3DSystem(pl.LightningModule):
         step, c = self.global_step, self.cfg
         g = torch.Generator().manual_seed(c.seed * 7919 + step)
         self.guidance.update_step(step)
-        opt = self.optimizers()
-        for group in opt.param_groups:
-            group["lr"] = self._lr(group["name"], step)
+        opts = self._optimizer_list()
+        for opt in opts:
+            for group in opt.param_groups:
+                group["lr"] = self._lr(group["name"], step)
         for field, renderer in self.particles():
             renderer.update_occupancy(field, step, g)
 
@@ -105,26 +125,39 @@ class TextTo3DSystem(pl.LightningModule):
             loss = loss + evaluate(c.loss.lambda_fake_score, step) * terms["loss_fake_score"]
         loss = loss + sum(self.regularizers(o, step) for o in outs)
 
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        if self.densifier is not None:
+            self.densifier.before_backward(outs[0]["meta"])
         self.manual_backward(loss)
-        if self._grads_finite() and torch.isfinite(loss):
+        finite = self._grads_finite() and torch.isfinite(loss)
+        if finite:
             self.bad_steps = 0
         else:
             # Adam skips parameters whose grad is None: the step is counted (so global_step and
             # resume stay aligned) but changes nothing.
-            opt.zero_grad(set_to_none=True)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
             self.bad_steps += 1
             self.skipped_steps += 1
             if self.bad_steps > c.trainer.max_consecutive_bad_steps:
                 raise DivergedError(
                     f"training diverged: {self.bad_steps} steps in a row had NaN/Inf gradients at step {step}; "
                     f"lower the learning rates or the guidance scale and resume from the last checkpoint")
-        opt.step()
+        # Lightning counts every wrapped optimizer's step as a global step: only the first one is
+        # stepped through its wrapper, so one training step stays one global step.
+        opts[0].step()
+        for opt in opts[1:]:
+            opt.optimizer.step()
+        if self.densifier is not None and finite:
+            self.densifier.after_step(self.field, self.gaussian_optimizers(), step, outs[0]["meta"])
         self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
                            "grad_norm": float(terms["grad_norm"]), "nfe": float(terms["nfe"]),
                            "skipped": self.skipped_steps}
         if "loss_fake_score" in terms:
             self.last_stats["loss_fake_score"] = float(terms["loss_fake_score"].detach())
+        if self.densifier is not None:
+            self.last_stats["gaussians"] = self.field.count
         return loss.detach()
 
     def regularizers(self, out, step) -> torch.Tensor:
@@ -148,11 +181,15 @@ class TextTo3DSystem(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["dreamer"] = {"skipped_steps": self.skipped_steps, "bad_steps": self.bad_steps}
+        if self.densifier is not None:
+            checkpoint["dreamer"]["densify_state"] = self.densifier.state
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("dreamer", {})
         self.skipped_steps = extra.get("skipped_steps", 0)
         self.bad_steps = extra.get("bad_steps", 0)
+        if self.densifier is not None and "densify_state" in extra:
+            self.densifier.state = extra["densify_state"]
 
     # -- queries used by export and evaluation --------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Rendering 3D Gaussians: gsplat's CUDA rasterizer on a GPU, ours (splat_raster) everywhere else.
+
+Both take the same raw parameters and cameras and return the same outputs, so training,
+densification and export do not know which one ran. Gaussians carry their look in their colours
+and are not lit: every shading mode renders albedo (validation keeps training renders unlit).
+"""
+from __future__ import annotations
+
+import torch
+
+from dreamer.cameras import CameraBatch, get_rays, opencv_cameras
+from dreamer.errors import UserError
+
+from . import splat_raster
+from .volume import ShadingSpec
+
+
+class GaussianRenderer(torch.nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg  # geometry.gaussians
+
+    def update_occupancy(self, field, step: int, generator=None) -> None:
+        """Nothing to update: Gaussians are culled per tile instead."""
+
+    def use_gsplat(self, device: torch.device) -> bool:
+        backend = self.cfg.backend
+        if backend == "gsplat" and device.type != "cuda":
+            raise UserError("geometry.gaussians.backend=gsplat needs a CUDA GPU; use backend=torch or auto here")
+        return backend == "gsplat" or (backend == "auto" and device.type == "cuda")
+
+    def rasterize(self, field, cams: CameraBatch):
+        a = field.activated()
+        device = a["means"].device
+        viewmats, Ks = (t.to(device) for t in opencv_cameras(cams))
+        args = dict(viewmats=viewmats, Ks=Ks, width=cams.width, height=cams.height, sh_degree=field.sh_degree,
+                    near_plane=self.cfg.near_plane, eps2d=self.cfg.eps2d, render_mode="RGB+ED",
+                    rasterize_mode=self.cfg.rasterize_mode)
+        if self.use_gsplat(device):
+            import gsplat
+            # packed=False matches the strategy's default and suits one object seen whole by every view
+            return gsplat.rasterization(**a, **args, packed=False)
+        return splat_raster.rasterization(**a, **args, tile_size=self.cfg.tile_size)
+
+    def forward(self, field, background, cams: CameraBatch, shading: ShadingSpec,
+                randomized: bool = False, generator=None, bg_color=None) -> dict:
+        image, alpha, meta = self.rasterize(field, cams)
+        rgb, depth = image[..., :-1], image[..., -1:]
+        _, dirs = get_rays(cams)
+        bg = background(dirs.reshape(-1, 3).to(rgb.device), bg_color).reshape(rgb.shape)
+        return {"rgb": rgb + (1 - alpha) * bg, "opacity": alpha, "depth": depth,
+                "normal": torch.zeros_like(rgb), "orient": rgb.new_zeros(0), "meta": meta}
+
+    @torch.no_grad()
+    def render_chunked(self, field, background, cams: CameraBatch, shading: ShadingSpec, bg_color=None,
+                       views_per_chunk: int = 8) -> dict:
+        outs = [self(field, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color=bg_color)
+                for i in range(0, len(cams), views_per_chunk)]
+        return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "opacity", "depth", "normal")}

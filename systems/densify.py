@@ -1,0 +1,46 @@
+"""Growing and pruning Gaussians during training with gsplat's DefaultStrategy.
+
+gsplat's strategy owns the rules (duplicate small Gaussians and split large ones where the
+screen-space gradient is large; prune transparent and oversized ones) and edits the parameters
+and their Adam states in place. Two things are ours: a cap on the count (growth pauses there;
+CPU time follows the count), and the opacity reset, because gsplat 1.5.3 tests its reset period
+with a bitwise `&` that is never true.
+"""
+from __future__ import annotations
+
+import math
+
+from gsplat.strategy import DefaultStrategy
+from gsplat.strategy.ops import reset_opa
+
+
+class Densifier:
+    def __init__(self, cfg):
+        d = cfg.geometry.gaussians.densify
+        self.cfg = d
+        self.strategy = DefaultStrategy(
+            prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
+            prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start_iter,
+            refine_stop_iter=d.refine_stop_iter, refine_every=d.refine_every,
+            reset_every=1 << 30, verbose=False)  # our own reset below
+        # 3D thresholds are relative to the scene scale: the object's bounding radius here
+        self.state = self.strategy.initialize_state(scene_scale=cfg.geometry.radius)
+        self.checked = False
+
+    def before_backward(self, meta: dict) -> None:
+        if self.cfg.enabled:
+            meta["means2d"].retain_grad()  # what DefaultStrategy.step_pre_backward does
+
+    def after_step(self, field, optimizers: dict, step: int, meta: dict) -> None:
+        """After the optimizer step; `meta` is the training render's (its means2d holds the grad)."""
+        if not self.cfg.enabled or meta["means2d"].grad is None:
+            return
+        if not self.checked:
+            self.strategy.check_sanity(field.splats, optimizers)
+            self.checked = True
+        can_grow = field.count < self.cfg.max_gaussians
+        self.strategy.grow_grad2d = self.cfg.grow_grad2d if can_grow else math.inf
+        self.strategy.step_post_backward(field.splats, optimizers, self.state, step, meta, packed=False)
+        r = self.cfg.reset_every
+        if r and 0 < step < self.cfg.refine_stop_iter and step % r == 0:
+            reset_opa(field.splats, optimizers, self.state, value=self.cfg.prune_opa * 2.0)
