@@ -86,7 +86,7 @@ class MetricsCSV(pl.Callback):
     On resume, rows past the checkpoint's step are dropped, so the file matches the restored run.
     """
 
-    COLUMNS = ("step", "loss", "t", "grad_norm", "nfe", "loss_fake_score", "skipped")
+    COLUMNS = ("step", "loss", "t", "grad_norm", "nfe", "loss_fake_score", "skipped", "gaussians")
 
     def __init__(self, run, every: int):
         self.path, self.every, self.rows = run.path / "metrics.csv", every, []

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="optimize a 3D asset for a prompt and export it")
     g.add_argument("prompt")
     g.add_argument("--method", default=None, help="guidance method: sds, vsd, esd, csd, csm, asd, nfsd, ism, tsm, bsd, dsd, cds (default: sds)")
-    g.add_argument("--representation", default=None, help="3D representation (default: nerf)")
+    g.add_argument("--representation", default=None, help="nerf (default) or gaussians")
     g.add_argument("--prior", default=None, help="diffusion prior: toy (default), a hub id already in the local "
                                                   "Hugging Face cache, or a diffusers pipeline folder")
     g.add_argument("--object", default=None, help="toy prior: a mesh file (GLB/OBJ/PLY) that the prompt names, "
@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--resolution", type=int, default=64, help="render resolution of the held-out views")
 
     b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
-                                     "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture)")
-    b.add_argument("what", choices=["guidance", "prior", "quality"])
+                                     "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture; quality: the method grid "
+                                     "on the toy's ground truth; splats: our Gaussian rasterizer vs dense compositing)")
+    b.add_argument("what", choices=["guidance", "prior", "quality", "splats"])
     b.add_argument("--methods", default=None, help="comma-separated (default: every method)")
     b.add_argument("--steps", type=int, default=20, help="timed steps per method")
     b.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
@@ -77,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--samples-per-ray", type=int, default=512, help="prior: NeRF samples per ray")
     b.add_argument("--device", default="auto", help="prior: auto, cpu, cuda")
     b.add_argument("--dtype", default="auto", help="prior: auto (fp16 on GPU), float32, float16, bfloat16")
+    b.add_argument("--gaussians", default="1000,10000,50000", help="splats: comma-separated Gaussian counts")
+    b.add_argument("--sizes", default="64,256", help="splats: comma-separated image sizes")
+    b.add_argument("--cameras", type=int, default=1, help="splats: views rendered together")
+    b.add_argument("--tile-size", type=int, default=4, help="splats: our rasterizer's tile size")
 
     lp = sub.add_parser("list-prompts", help="objects the toy prior knows")
     lp.add_argument("--catalogue", default=None, help="YAML file adding objects from mesh files")
@@ -111,7 +116,7 @@ def _generate_config(args):
         values["trainer"] = {"max_steps": args.steps}
     if args.seed is not None:
         values["seed"] = args.seed
-    recipe = _recipe_path(args.config or _method_recipe(args.method, args.prior))
+    recipe = _recipe_path(args.config or _method_recipe(args.method, args.prior, args.representation))
     return build_config(recipe, args.overrides, values), recipe
 
 
@@ -122,14 +127,18 @@ REAL_PRIOR_RECIPES = {"sds": "dreamfusion-sd21.yaml", "vsd": "prolificdreamer-sd
                       "tsm": "dreamerxl-sdxl.yaml"}
 
 
-def _method_recipe(method: str | None, prior: str | None = None) -> str | None:
-    """--method X without --config runs configs/X-nerf.yaml, which carries X's defaults, or the
+def _method_recipe(method: str | None, prior: str | None = None, representation: str | None = None) -> str | None:
+    """--method X without --config runs configs/X-<representation>.yaml, which carries X's defaults
+    (X-nerf.yaml with geometry.type switched when X has no recipe for that representation), or the
     published recipe of X with a real prior when --prior names one."""
     from .config import CONFIG_DIR
     if prior not in (None, "toy") and (method or "sds") in REAL_PRIOR_RECIPES:
         return REAL_PRIOR_RECIPES[method or "sds"]
-    if method and (CONFIG_DIR / f"{method}-nerf.yaml").is_file():
-        return f"{method}-nerf.yaml"
+    if method is None and representation is None:
+        return None
+    for rep in (representation or "nerf", "nerf"):
+        if (CONFIG_DIR / f"{method or 'sds'}-{rep}.yaml").is_file():
+            return f"{method or 'sds'}-{rep}.yaml"
     return None
 
 
@@ -216,6 +225,8 @@ def _bench(args) -> int:
         return _bench_prior(args)
     if args.what == "quality":
         return _bench_quality(args)
+    if args.what == "splats":
+        return _bench_splats(args)
     from .bench import guidance
     from .guidance import METHODS
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
@@ -261,6 +272,25 @@ def _bench_quality(args) -> int:
     print(quality.markdown(result["summary"], command))
     print(f"written: {Path(args.out) / 'results.csv'}, summary.md, summary.png", file=sys.stderr)
     return 1 if result["failures"] else 0
+
+
+def _bench_splats(args) -> int:
+    try:
+        counts = [int(n) for n in args.gaussians.split(",")]
+        sizes = [int(n) for n in args.sizes.split(",")]
+    except ValueError:
+        raise UserError("--gaussians and --sizes must be comma-separated integers, e.g. --gaussians 1000,10000") from None
+    if min(counts) < 1 or min(sizes) < 8 or args.cameras < 1 or args.tile_size < 1:
+        raise UserError("--gaussians, --cameras and --tile-size must be at least 1, --sizes at least 8")
+    from .bench import splats
+    rows = splats.run(counts, sizes, args.cameras, tile_size=args.tile_size,
+                      say=lambda m: print(m, file=sys.stderr, flush=True))
+    text = splats.table(rows, args.cameras, args.tile_size)
+    print(text)
+    if args.markdown:
+        from .atomic import write_text
+        write_text(Path(args.markdown), text + "\n")
+    return 0
 
 
 def _eval(args) -> int:

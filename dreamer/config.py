@@ -192,6 +192,7 @@ class DensifyConfig:
     refine_stop_iter: int = 450
     refine_every: int = 50
     grow_grad2d: float = 0.0002  # mean |d loss / d means2d|, in gsplat's normalisation
+    grow_fraction: float = 0.1  # > 0: grow this share of Gaussians per refinement instead (scale-free)
     grow_scale3d: float = 0.01  # larger (x scene scale) are split, smaller duplicated
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
@@ -212,7 +213,7 @@ class GaussianConfig:
     rasterize_mode: str = "classic"  # classic | antialiased (Mip-Splatting's compensation)
     eps2d: float = 0.3  # added to every 2D covariance (pixels^2)
     near_plane: float = 0.01
-    tile_size: int = 8  # our rasterizer's tiles; on a CPU smaller tiles cull more
+    tile_size: int = 4  # our rasterizer's tiles: on a CPU smaller ones cull more (dreamer bench splats --tile-sizes)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
 
 

@@ -141,7 +141,8 @@ def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 8,
     """Front-to-back compositing over culled tiles: colours (C, H, W, D) and alphas (C, H, W, 1)."""
     C, _, D = s.colors.shape
     pairs = tile_pairs(s, width, height, tile_size)
-    prune = prune and len(pairs.cam) > 0
+    # without autograd there is no second pass to save: prune only when gradients are taken
+    prune = prune and len(pairs.cam) > 0 and torch.is_grad_enabled()
     if prune:
         with torch.no_grad():
             ix, iy, px, py = _pixel_grid(pairs, tile_size, s.means2d.dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from gsplat.strategy import DefaultStrategy
 from gsplat.strategy.ops import reset_opa
 
@@ -38,9 +39,20 @@ class Densifier:
         if not self.checked:
             self.strategy.check_sanity(field.splats, optimizers)
             self.checked = True
-        can_grow = field.count < self.cfg.max_gaussians
-        self.strategy.grow_grad2d = self.cfg.grow_grad2d if can_grow else math.inf
+        self.strategy.grow_grad2d = self._grow_threshold(field.count)
         self.strategy.step_post_backward(field.splats, optimizers, self.state, step, meta, packed=False)
         r = self.cfg.reset_every
         if r and 0 < step < self.cfg.refine_stop_iter and step % r == 0:
             reset_opa(field.splats, optimizers, self.state, value=self.cfg.prune_opa * 2.0)
+
+    def _grow_threshold(self, count: int) -> float:
+        """gsplat's absolute threshold, or (grow_fraction > 0) the level that the largest
+        grow_fraction of the mean screen-space gradients reach: gradient scales differ by orders
+        of magnitude between priors and methods, a share of the Gaussians does not."""
+        if count >= self.cfg.max_gaussians:
+            return math.inf
+        grad, seen = self.state.get("grad2d"), self.state.get("count")
+        if self.cfg.grow_fraction <= 0 or grad is None or not (seen > 0).any():
+            return self.cfg.grow_grad2d
+        mean = grad[seen > 0] / seen[seen > 0]
+        return float(torch.quantile(mean.float(), 1.0 - self.cfg.grow_fraction))

@@ -61,8 +61,8 @@ def _backward(img, acc):
     ((img * weights).sum() + acc.sum()).backward()
 
 
-def _ours(scene: dict, viewmats, Ks, size: int):
-    _backward(*raster.composite_tiles(_project(scene, viewmats, Ks, size), size, size))
+def _ours(scene: dict, viewmats, Ks, size: int, tile_size: int):
+    _backward(*raster.composite_tiles(_project(scene, viewmats, Ks, size), size, size, tile_size))
 
 
 def _dense(scene: dict, viewmats, Ks, size: int, rows: int | None = None):
@@ -75,13 +75,13 @@ def _dense(scene: dict, viewmats, Ks, size: int, rows: int | None = None):
 
 
 def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats: int = 3,
-        say=print) -> list[dict]:
+        tile_size: int = 4, say=print) -> list[dict]:
     rows = []
     for size in sizes:
         viewmats, Ks = opencv_cameras(orbit(cameras, 15.0, 2.4, 40.0, size))
         for n in counts:
             scene = random_scene(n)
-            ours = _time(lambda sc=scene: _ours(sc, viewmats, Ks, size), repeats)
+            ours = _time(lambda sc=scene: _ours(sc, viewmats, Ks, size, tile_size), repeats)
             pairs = n * size * size * cameras
             if pairs <= DENSE_BUDGET_PAIRS:
                 dense = _time(lambda sc=scene: _dense(sc, viewmats, Ks, size), 1)
@@ -99,8 +99,8 @@ def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats:
     return rows
 
 
-def table(rows: list[dict], cameras: int) -> str:
-    lines = [f"Gaussian rasterization, forward + backward, {cameras} camera(s), "
+def table(rows: list[dict], cameras: int, tile_size: int) -> str:
+    lines = [f"Gaussian rasterization, forward + backward, {cameras} camera(s), tiles {tile_size} px, "
              f"{torch.get_num_threads()} threads ({torch.__version__})", "",
              "| Gaussians | image | ours (tile-culled) | dense all-pairs | speed-up | dense timing |",
              "|---:|---:|---:|---:|---:|---|"]

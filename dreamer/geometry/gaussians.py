@@ -115,8 +115,9 @@ class GaussianField(nn.Module):
 
     @torch.no_grad()
     def _splat_sums(self, points: torch.Tensor, cell: float | None = None):
-        """Density, kernel weight and weighted colour at points, summing only the Gaussians whose
-        3-sigma box overlaps a point's grid cell (a 3D version of the rasterizer's tile culling)."""
+        """Density, kernel weight and weighted colour at points. Kernels are truncated at 3 times
+        their largest scale; each is summed only over the points in the grid cells its truncation
+        box touches (a 3D version of the rasterizer's tile culling)."""
         from gsplat.cuda import _torch_impl as gs_ref
         a = self.activated()
         points = points.to(a["means"])
@@ -147,6 +148,7 @@ class GaussianField(nn.Module):
             p, g = pid[block], gid[block]
             d = points[p] - a["means"][g]
             kernel = torch.exp(-0.5 * torch.einsum("ni,nij,nj->n", d, precis[g], d))
+            kernel = kernel * ((d * d).sum(1) <= reach[g] ** 2)  # truncated at 3 sigma_max exactly
             out[0].index_add_(0, p, norm[g] * kernel)
             w = a["opacities"][g] * kernel
             out[1].index_add_(0, p, w)
