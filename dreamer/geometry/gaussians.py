@@ -34,6 +34,9 @@ def logit(p: torch.Tensor) -> torch.Tensor:
 
 def mean_neighbour_distance(points: torch.Tensor, k: int = 3, chunk: int = 4096) -> torch.Tensor:
     """Mean distance to the k nearest other points (scale initialization, as in 3DGS)."""
+    k = min(k, len(points) - 1)
+    if k < 1:  # a lone point has no neighbours: a small fixed size
+        return torch.full((len(points),), 0.01)
     out = []
     for block in points.split(chunk):
         d = torch.cdist(block, points)
