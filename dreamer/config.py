@@ -301,7 +301,7 @@ class TrainerConfig:
 
 @dataclass
 class ExportConfig:
-    formats: list = field(default_factory=lambda: ["glb", "obj"])
+    formats: list = field(default_factory=lambda: ["glb", "obj", "ply"])  # ply: Gaussian runs' splats.ply
     resolution: int = 128
     faces: int = 20000
     texture_size: int = 512

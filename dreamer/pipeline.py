@@ -59,9 +59,6 @@ def validate(cfg: ExperimentConfig) -> None:
             raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
     if cfg.geometry.type == "gaussians":
         validate_gaussians(cfg)
-    elif "ply" in cfg.export.formats:
-        raise UserError("export.formats 'ply' holds Gaussian splats; a NeRF exports glb and obj "
-                        "(or run with --representation gaussians)")
     validate_export(cfg.export)
     validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
@@ -212,7 +209,7 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
             written.append(write_glb(mesh, folder / "model.glb"))
         if "obj" in e.formats:
             written += write_obj(mesh, folder / "model.obj")
-        if "ply" in e.formats:
+        if "ply" in e.formats and g.type == "gaussians":  # a NeRF has no splats to write
             from .geometry.gaussians import write_splats_ply
             write_splats_ply(field, folder / "splats.ply")
             written.append(folder / "splats.ply")

@@ -137,7 +137,7 @@ def test_bad_gaussian_settings_fail_with_one_line(tmp_path):
     cases = [(["geometry.gaussians.init=ply"], "needs geometry.gaussians.init_path"),
              (["geometry.gaussians.sh_degree=5"], "sh_degree must be 0 to 3"),
              (["geometry.gaussians.backend=vulkan"], "unknown geometry.gaussians.backend"),
-             (["export.formats=[glb,ply]", "geometry.type=nerf"], "'ply' holds Gaussian splats")]
+             (["guidance.particles=2", "--method", "vsd"], "Gaussians train one particle")]
     for overrides, message in cases:
         proc = dreamer("generate", "a rubber duck", "--representation", "gaussians", "--out",
                        str(tmp_path / "x"), *overrides)
@@ -209,3 +209,45 @@ def test_gaussian_run_resumes_after_kill_across_densification(tmp_path):
     assert len(set(counts)) > 2  # the count kept changing after the resume
     assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
     assert read_splats_ply(run / "splats.ply", 0)["means"].shape[0] == counts[-1]
+
+
+SHORT = ["--steps", "30", "export.turntable=false", "export.resolution=48", "export.faces=2000",
+         "export.texture_size=64", "geometry.gaussians.num_points=1500"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ism", "tsm", "vsd"])
+def test_other_methods_run_on_gaussians(method, tmp_path):
+    """ISM and TSM have Gaussian recipes; VSD runs its NeRF recipe with the representation switched."""
+    out = tmp_path / method
+    proc = dreamer("generate", "a rubber duck", "--method", method, "--representation", "gaussians",
+                   "--out", str(out), *SHORT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recipe = f"{method}-gaussians.yaml" if method != "vsd" else "vsd-nerf.yaml"
+    assert recipe in proc.stderr
+    state = json.loads((out / "run.json").read_text())
+    assert state["status"] == "done" and state.get("skipped_steps", 0) == 0
+    assert (out / "splats.ply").is_file()
+    assert validate_gltf(out / "model.glb")["issues"]["numErrors"] == 0
+
+
+@pytest.mark.slow
+def test_init_from_a_nerf_run_puts_points_inside_it(tmp_path):
+    nerf = tmp_path / "nerf"
+    proc = dreamer("generate", "a mushroom", "--steps", "40", "--out", str(nerf), "export.turntable=false",
+                   "export.resolution=32", "export.formats=[glb]")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = build_config(values={"geometry": {"type": "gaussians", "gaussians": {
+        "init": "nerf", "init_path": str(nerf), "num_points": 2000}}})
+    field = GaussianField(cfg.geometry)
+    from dreamer.pipeline import load_system
+    from dreamer.runs import RunDir
+    run = RunDir.open(nerf)
+    nerf_field = load_system(run, run.config()).field
+    with torch.no_grad():
+        inside = nerf_field.density(field.splats["means"])
+        anywhere = nerf_field.density(2 * torch.rand(2000, 3) - 1)
+    assert field.count == 2000
+    assert inside.median() > 5 * anywhere.median()  # the points sit in the solid part
+    colours = 0.5 + 0.28209479177387814 * field.splats["sh0"][:, 0]
+    assert colours.std() > 0.01  # coloured from the NeRF, not a flat grey
