@@ -27,7 +27,10 @@ class GaussianRenderer(torch.nn.Module):
         backend = self.cfg.backend
         if backend == "gsplat" and device.type != "cuda":
             raise UserError("geometry.gaussians.backend=gsplat needs a CUDA GPU; use backend=torch or auto here")
-        return backend == "gsplat" or (backend == "auto" and device.type == "cuda")
+        chosen = backend == "gsplat" or (backend == "auto" and device.type == "cuda")
+        if chosen:
+            check_gsplat_kernels()
+        return chosen
 
     def rasterize(self, field, cams: CameraBatch):
         a = field.activated()
@@ -57,3 +60,23 @@ class GaussianRenderer(torch.nn.Module):
         outs = [self(field, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color=bg_color)
                 for i in range(0, len(cams), views_per_chunk)]
         return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "opacity", "depth", "normal")}
+
+
+_KERNELS_OK = False
+
+
+def check_gsplat_kernels() -> None:
+    """gsplat compiles its CUDA kernels on first import of its backend (minutes, once, cached);
+    without a CUDA toolkit it leaves them out and every call would fail deep inside."""
+    global _KERNELS_OK
+    if _KERNELS_OK:
+        return
+    fix = "install the CUDA toolkit (nvcc) matching torch's CUDA, or set geometry.gaussians.backend=torch"
+    try:
+        from gsplat.cuda._backend import _C
+    except (ImportError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"gsplat's CUDA kernels failed to build ({first}); {fix}") from None
+    if _C is None:
+        raise UserError(f"gsplat found no CUDA toolkit to build its kernels; {fix}")
+    _KERNELS_OK = True

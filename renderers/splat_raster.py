@@ -90,12 +90,12 @@ class TilePairs:
     ty: torch.Tensor
     tile: torch.Tensor  # global tile id (camera-major)
 
-    def select(self, keep: torch.Tensor) -> "TilePairs":
+    def select(self, keep: torch.Tensor) -> TilePairs:
         return TilePairs(*(getattr(self, k)[keep] for k in ("cam", "gid", "tx", "ty", "tile")))
 
 
 def tile_pairs(s: Splats2D, width: int, height: int, tile_size: int) -> TilePairs:
-    C, N = s.depths.shape
+    N = s.depths.shape[1]
     tw, th = math.ceil(width / tile_size), math.ceil(height / tile_size)
     m, r = s.means2d.detach(), s.radii.to(s.means2d.dtype)
     lo = torch.floor((m - r) / tile_size).long()
@@ -179,7 +179,7 @@ def composite_dense(s: Splats2D, width: int, height: int, backgrounds=None,
                     pixel_chunk: int | None = None, checkpoint: bool = False):
     """Every Gaussian at every pixel, depth-sorted, with a plain cumulative product. Chunks of
     pixels (optionally recomputed in backward) bound its memory, never its work."""
-    C, N, D = s.colors.shape
+    C, _, D = s.colors.shape
     jj, ii = torch.meshgrid(torch.arange(height, device=s.depths.device),
                             torch.arange(width, device=s.depths.device), indexing="ij")
     px = ii.reshape(1, -1).to(s.means2d.dtype) + 0.5
@@ -190,7 +190,7 @@ def composite_dense(s: Splats2D, width: int, height: int, backgrounds=None,
         order = torch.argsort(s.depths[c].detach())
         order = order[(s.radii[c, order] > 0).all(-1)]
         for a in range(0, px.shape[1], chunk):
-            fn = lambda x, y, c_=c, o_=order: _dense_block(s, c_, o_, x, y, width, height)  # noqa: E731
+            fn = lambda x, y, c_=c, o_=order: _dense_block(s, c_, o_, x, y, width, height)
             args = (px[:, a:a + chunk], py[:, a:a + chunk])
             rgb, acc = torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False) if checkpoint else fn(*args)
             rgbs.append(rgb)

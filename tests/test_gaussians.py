@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import ARTIFACTS, ROOT, validate_gltf
+from test_end_to_end import _wait_for_step, dreamer
+
 from dreamer.config import build_config
 from dreamer.geometry.gaussians import GaussianField, read_splats_ply, write_splats_ply
 
@@ -66,6 +67,7 @@ def test_reads_an_inria_ply_with_normals_and_more_sh_bands(tmp_path):
 
 def test_a_ply_without_gaussian_fields_fails_with_one_line(tmp_path):
     import trimesh
+
     from dreamer.errors import UserError
     trimesh.creation.box().export(tmp_path / "mesh.ply")
     with pytest.raises(UserError, match="not a 3DGS PLY: it lacks f_dc_0"):
@@ -128,11 +130,6 @@ def test_checkpoint_with_more_gaussians_loads_into_a_fresh_field():
 
 # -- through the CLI -------------------------------------------------------------------------------------
 
-def dreamer(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "dreamer.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=1800, **kw)
-
-
 def test_bad_gaussian_settings_fail_with_one_line(tmp_path):
     cases = [(["geometry.gaussians.init=ply"], "needs geometry.gaussians.init_path"),
              (["geometry.gaussians.sh_degree=5"], "sh_degree must be 0 to 3"),
@@ -183,17 +180,11 @@ def test_gaussian_run_resumes_after_kill_across_densification(tmp_path):
             "geometry.gaussians.densify.refine_stop_iter=70"]
     proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        try:
-            if json.loads((run / "run.json").read_text()).get("step", 0) >= 30:
-                break
-        except (OSError, ValueError):
-            pass
-        assert proc.poll() is None, "run ended before it could be killed"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        _wait_for_step(run, 30, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert 30 <= ckpt["global_step"] < 80
     assert ckpt["state_dict"]["field.splats.means"].shape[0] != 800  # densified before the kill

@@ -140,7 +140,7 @@ def test_default_strategy_grows_and_prunes_on_our_meta():
     strategy.check_sanity(params, opts)
     state = strategy.initialize_state(scene_scale=1.0)
     viewmats, Ks = cameras(2, 32, 32)
-    img, alpha, meta = R.rasterization(params["means"], params["quats"], params["scales"].exp(),
+    img, _, meta = R.rasterization(params["means"], params["quats"], params["scales"].exp(),
                                        torch.sigmoid(params["opacities"]), params["colors"], viewmats, Ks, 32, 32)
     strategy.step_pre_backward(params, opts, state, 1, meta)
     img.sum().backward()

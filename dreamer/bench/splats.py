@@ -81,14 +81,14 @@ def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats:
         viewmats, Ks = opencv_cameras(orbit(cameras, 15.0, 2.4, 40.0, size))
         for n in counts:
             scene = random_scene(n)
-            ours = _time(lambda sc=scene: _ours(sc, viewmats, Ks, size, tile_size), repeats)
+            ours = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _ours(sc, v, k, sz, tile_size), repeats)
             pairs = n * size * size * cameras
             if pairs <= DENSE_BUDGET_PAIRS:
-                dense = _time(lambda sc=scene: _dense(sc, viewmats, Ks, size), 1)
+                dense = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _dense(sc, v, k, sz), 1)
                 how = "chunked" if pairs <= DENSE_PLAIN_PAIRS else "chunked, checkpointed"
             else:
                 rows_timed = max(1, min(size, (DENSE_BUDGET_PAIRS // (n * cameras)) // size))
-                part = _time(lambda sc=scene, r=rows_timed: _dense(sc, viewmats, Ks, size, r), 1)
+                part = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size, r=rows_timed: _dense(sc, v, k, sz, r), 1)
                 dense = part * size / rows_timed
                 how = f"extrapolated from {rows_timed}/{size} rows"
             row = {"gaussians": n, "size": size, "ours_s": ours, "dense_s": dense, "speedup": dense / ours,
@@ -100,8 +100,9 @@ def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats:
 
 
 def table(rows: list[dict], cameras: int, tile_size: int) -> str:
-    lines = [f"Gaussian rasterization, forward + backward, {cameras} camera(s), tiles {tile_size} px, "
-             f"{torch.get_num_threads()} threads ({torch.__version__})", "",
+    title = (f"Gaussian rasterization, forward + backward, {cameras} camera(s), tiles {tile_size} px, "
+             f"{torch.get_num_threads()} threads ({torch.__version__})")
+    lines = [title, "",
              "| Gaussians | image | ours (tile-culled) | dense all-pairs | speed-up | dense timing |",
              "|---:|---:|---:|---:|---:|---|"]
     for r in rows:

@@ -202,7 +202,7 @@ def read_splats_ply(path, sh_degree: int) -> dict:
     missing = [k for k in need if k not in names]
     if missing:
         raise UserError(f"{path} is not a 3DGS PLY: it lacks {', '.join(missing)}")
-    col = lambda *keys: torch.from_numpy(np.stack([np.asarray(v[k], np.float32) for k in keys], -1))  # noqa: E731
+    col = lambda *keys: torch.from_numpy(np.stack([np.asarray(v[k], np.float32) for k in keys], -1))
     rest = sorted((k for k in names if k.startswith("f_rest_")), key=lambda k: int(k[7:]))
     k_file = len(rest) // 3  # bases beyond DC, per channel
     k_want = (sh_degree + 1) ** 2 - 1
