@@ -49,8 +49,11 @@ class GaussianRenderer(torch.nn.Module):
                 randomized: bool = False, generator=None, bg_color=None) -> dict:
         image, alpha, meta = self.rasterize(field, cams)
         rgb, depth = image[..., :-1], image[..., -1:]
-        _, dirs = get_rays(cams)
-        bg = background(dirs.reshape(-1, 3).to(rgb.device), bg_color).reshape(rgb.shape)
+        if background.mlp is not None:  # only a learned background looks at ray directions
+            dirs = get_rays(cams)[1].reshape(-1, 3).to(rgb.device)
+        else:
+            dirs = rgb.new_zeros(rgb[..., 0].numel(), 3)
+        bg = background(dirs, bg_color).reshape(rgb.shape)
         return {"rgb": rgb + (1 - alpha) * bg, "opacity": alpha, "depth": depth,
                 "normal": torch.zeros_like(rgb), "orient": rgb.new_zeros(0), "meta": meta}
 

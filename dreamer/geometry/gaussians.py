@@ -141,13 +141,13 @@ class GaussianField(nn.Module):
         gid, cid = _expand_boxes(g_lo.long(), span, dims)
         first = torch.searchsorted(pcell_sorted, cid)
         count = torch.searchsorted(pcell_sorted, cid, right=True) - first
-        owner = torch.repeat_interleave(torch.arange(len(gid)), count)
-        local = torch.arange(len(owner)) - (torch.cumsum(count, 0) - count)[owner]
+        owner = torch.repeat_interleave(torch.arange(len(gid), device=count.device), count)
+        local = torch.arange(len(owner), device=count.device) - (torch.cumsum(count, 0) - count)[owner]
         pid, gid = order[first[owner] + local], gid[owner]
         _, precis = gs_ref._quat_scale_to_covar_preci(a["quats"], a["scales"], compute_covar=False)
         colour = (0.5 + SH_C0 * a["colors"][:, 0]).clamp_min(0.0)
         norm = a["opacities"] / (math.sqrt(2 * math.pi) * a["scales"].prod(1) ** (1 / 3))
-        for block in torch.arange(len(pid)).split(1 << 22):
+        for block in torch.arange(len(pid), device=pid.device).split(1 << 22):
             p, g = pid[block], gid[block]
             d = points[p] - a["means"][g]
             kernel = torch.exp(-0.5 * torch.einsum("ni,nij,nj->n", d, precis[g], d))
@@ -167,8 +167,8 @@ class GaussianField(nn.Module):
 def _expand_boxes(lo: torch.Tensor, span: torch.Tensor, dims: torch.Tensor):
     """(Gaussian, cell) pairs for every cell in each Gaussian's box of cells."""
     n = span.prod(1)
-    gid = torch.repeat_interleave(torch.arange(len(n)), n)
-    local = torch.arange(len(gid)) - (torch.cumsum(n, 0) - n)[gid]
+    gid = torch.repeat_interleave(torch.arange(len(n), device=n.device), n)
+    local = torch.arange(len(gid), device=n.device) - (torch.cumsum(n, 0) - n)[gid]
     sy, sz = span[gid, 1], span[gid, 2]
     ijk = lo[gid] + torch.stack([local // (sy * sz), (local // sz) % sy, local % sz], 1)
     return gid, GaussianField._cell_id(ijk, dims)
