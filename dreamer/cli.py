@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="re-export a run's mesh")
     e.add_argument("run_dir")
-    e.add_argument("--format", default=None, help="comma-separated: glb,obj")
+    e.add_argument("--format", default=None, help="comma-separated: glb,obj,ply (ply: Gaussian runs)")
     e.add_argument("--resolution", type=int, default=None, help="marching-cubes grid resolution")
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
     e.add_argument("--no-turntable", action="store_true")

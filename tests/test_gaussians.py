@@ -168,6 +168,10 @@ def test_gaussian_duck_end_to_end(tmp_path):
     for key in ("means", "scales", "quats", "opacities", "sh0"):
         assert torch.equal(splats[key], ckpt["state_dict"][f"field.splats.{key}"]), key
     assert splats["means"].shape[0] > 4096 * 1.1  # densification grew it
+    (out / "splats.ply").unlink()
+    again = dreamer("export", str(out), "--format", "glb,ply", "--resolution", "64", "--no-turntable")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert torch.equal(read_splats_ply(out / "splats.ply", 0)["means"], splats["means"])
 
 
 @pytest.mark.slow
