@@ -54,8 +54,10 @@ class GaussianRenderer(torch.nn.Module):
         else:
             dirs = rgb.new_zeros(rgb[..., 0].numel(), 3)
         bg = background(dirs, bg_color).reshape(rgb.shape)
+        # Normals only for people (previews): from the depth map, which Gaussians have, smooth or not
+        normal = torch.zeros_like(rgb) if torch.is_grad_enabled() else normals_from_depth(depth, cams)
         return {"rgb": rgb + (1 - alpha) * bg, "opacity": alpha, "depth": depth,
-                "normal": torch.zeros_like(rgb), "orient": rgb.new_zeros(0), "meta": meta}
+                "normal": normal, "orient": rgb.new_zeros(0), "meta": meta}
 
     @torch.no_grad()
     def render_chunked(self, field, background, cams: CameraBatch, shading: ShadingSpec, bg_color=None,
@@ -63,6 +65,20 @@ class GaussianRenderer(torch.nn.Module):
         outs = [self(field, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color=bg_color)
                 for i in range(0, len(cams), views_per_chunk)]
         return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "opacity", "depth", "normal")}
+
+
+def normals_from_depth(depth: torch.Tensor, cams: CameraBatch) -> torch.Tensor:
+    """World-space unit normals (B, H, W, 3) of the surface the z-depth map describes, facing the camera."""
+    origins, dirs = (t.to(depth.device) for t in get_rays(cams))
+    forward = -cams.c2w[:, :3, 2].to(depth.device)[:, None, None, :]  # OpenGL cameras look down -z
+    points = origins + dirs * depth / (dirs * forward).sum(-1, keepdim=True)
+    dx = torch.nn.functional.pad((points[:, :, 2:] - points[:, :, :-2]).permute(0, 3, 1, 2), (1, 1, 0, 0),
+                                 mode="replicate").permute(0, 2, 3, 1)
+    dy = torch.nn.functional.pad((points[:, 2:] - points[:, :-2]).permute(0, 3, 1, 2), (0, 0, 1, 1),
+                                 mode="replicate").permute(0, 2, 3, 1)
+    normal = torch.nn.functional.normalize(torch.cross(dx, dy, dim=-1), dim=-1)
+    facing = (normal * dirs).sum(-1, keepdim=True) > 0
+    return torch.where(facing, -normal, normal)
 
 
 _KERNELS_OK = False

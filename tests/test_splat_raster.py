@@ -175,3 +175,21 @@ def test_ours_matches_gsplat_on_cuda(mode):
     for key in KEYS:
         scale = ours[2][key].abs().max()
         torch.testing.assert_close(params[key].grad.cpu() / scale, ours[2][key] / scale, rtol=0, atol=1e-3, msg=key)
+
+
+def test_normals_from_depth_of_a_plane_face_the_camera():
+    """A flat wall of Gaussians facing +z seen from the front: every covered pixel's normal is +z."""
+    from renderers.gaussian import normals_from_depth
+    g = torch.linspace(-0.6, 0.6, 40)
+    xy = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    n = len(xy)
+    scene = {"means": torch.cat([xy, torch.zeros(n, 1)], 1), "quats": torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+             "scales": torch.tensor([[0.03, 0.03, 0.003]]).repeat(n, 1), "opacities": torch.full((n,), 0.9),
+             "colors": torch.rand(n, 3)}
+    cams = make_cameras([0.0], [0.0], [2.0], [40.0], 24, 24)
+    viewmats, Ks = opencv_cameras(cams)
+    img, alpha, _ = R.rasterization(*(scene[k] for k in KEYS), viewmats, Ks, 24, 24, render_mode="RGB+ED")
+    normal = normals_from_depth(img[..., -1:], cams)
+    covered = alpha[..., 0] > 0.99
+    assert covered.sum() > 100
+    assert torch.allclose(normal[covered], torch.tensor([0.0, 0.0, 1.0]).expand(int(covered.sum()), 3), atol=1e-3)
