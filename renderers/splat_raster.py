@@ -136,7 +136,7 @@ def _pixel_grid(pairs: TilePairs, tile_size: int, dtype):
     return ix, iy, ix.to(dtype) + 0.5, iy.to(dtype) + 0.5
 
 
-def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 8,
+def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 4,
                     backgrounds: torch.Tensor | None = None, prune: bool = True):
     """Front-to-back compositing over culled tiles: colours (C, H, W, D) and alphas (C, H, W, 1)."""
     C, _, D = s.colors.shape
@@ -145,7 +145,7 @@ def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 8,
     prune = prune and len(pairs.cam) > 0 and torch.is_grad_enabled()
     if prune:
         with torch.no_grad():
-            ix, iy, px, py = _pixel_grid(pairs, tile_size, s.means2d.dtype)
+            _, _, px, py = _pixel_grid(pairs, tile_size, s.means2d.dtype)
             alpha = _alpha_at(s, pairs.cam, pairs.gid, px, py, width, height)
             incl, _ = _segment_log_transmittance(torch.log1p(-alpha), pairs.tile)
             live = (alpha > 0) & (incl > LOG_T_MIN)
@@ -213,7 +213,7 @@ def _dense_block(s, c: int, order, px, py, width, height):
 def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int,
                   near_plane: float = 0.01, far_plane: float = 1e10, eps2d: float = 0.3,
                   sh_degree: int | None = None, backgrounds=None, render_mode: str = "RGB",
-                  rasterize_mode: str = "classic", tile_size: int = 8, dense: bool = False):
+                  rasterize_mode: str = "classic", tile_size: int = 4, dense: bool = False):
     """gsplat.rasterization's contract (unpacked, pinhole) on any device:
     returns (render_colors (C, H, W, X), render_alphas (C, H, W, 1), meta)."""
     if render_mode not in ("RGB", "RGB+D", "RGB+ED", "D", "ED"):
