@@ -206,7 +206,7 @@ def test_gaussian_run_resumes_after_kill_across_densification(tmp_path):
     assert read_splats_ply(run / "splats.ply", 0)["means"].shape[0] == counts[-1]
 
 
-SHORT = ["--steps", "30", "export.turntable=false", "export.resolution=48", "export.faces=2000",
+SHORT = ["--steps", "20", "export.turntable=false", "export.resolution=48", "export.faces=2000",
          "export.texture_size=64", "geometry.gaussians.num_points=1500"]
 
 
@@ -229,7 +229,7 @@ def test_other_methods_run_on_gaussians(method, tmp_path):
 @pytest.mark.slow
 def test_init_from_a_nerf_run_puts_points_inside_it(tmp_path):
     nerf = tmp_path / "nerf"
-    proc = dreamer("generate", "a mushroom", "--steps", "40", "--out", str(nerf), "export.turntable=false",
+    proc = dreamer("generate", "a mushroom", "--steps", "30", "--out", str(nerf), "export.turntable=false",
                    "export.resolution=32", "export.formats=[glb]")
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = build_config(values={"geometry": {"type": "gaussians", "gaussians": {
