@@ -1,6 +1,9 @@
 """Lightning callbacks: progress with ETA, atomic checkpoints, preview grids."""
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -36,6 +39,29 @@ class Progress(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         if self.bar:
             self.bar.close()
+
+
+class ProgressFile(pl.Callback):
+    """progress.json in the run folder: step, total, steps per second and ETA, for watchers (the web
+    UI) that cannot see the terminal. Rewritten atomically at most every `every_seconds`."""
+
+    def __init__(self, run, max_steps: int, every_seconds: float = 0.5):
+        self.path, self.max_steps, self.every = run.path / "progress.json", max_steps, every_seconds
+        self.started = self.first_step = self.last_write = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.started, self.first_step, self.last_write = time.time(), trainer.global_step, 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now, step = time.time(), trainer.global_step
+        if now - self.last_write < self.every and step < self.max_steps:
+            return
+        rate = (step - self.first_step) / max(now - self.started, 1e-9)
+        eta = (self.max_steps - step) / rate if rate > 0 else None
+        from .atomic import write_text
+        write_text(self.path, json.dumps({"step": step, "max_steps": self.max_steps, "steps_per_second": rate,
+                                          "eta_seconds": eta, "updated": now}))
+        self.last_write = now
 
 
 class AtomicCheckpoint(pl.Callback):

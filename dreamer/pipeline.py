@@ -137,10 +137,11 @@ def _quiet_lightning():
 def _trainer(cfg: ExperimentConfig, run: RunDir, progress: bool):
     import pytorch_lightning as pl
 
-    from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress
+    from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
     _quiet_lightning()
     # Order matters: metrics are flushed before the checkpoint that they must agree with.
     callbacks = [Progress(cfg.trainer.max_steps, disable=not progress),
+                 ProgressFile(run, cfg.trainer.max_steps),
                  Previews(run, cfg.trainer.val_every),
                  MetricsCSV(run, cfg.trainer.checkpoint_every),
                  AtomicCheckpoint(run, cfg.trainer.checkpoint_every, cfg.trainer.keep_checkpoint_every)]

@@ -1,0 +1,149 @@
+"""Jobs for the web UI: a FIFO queue, one worker process at a time, state read from run folders.
+
+The web server never trains: each job is a `dreamer generate` in a spawned process, so a crash,
+a hang or a cancel kills that process and nothing else. Everything the UI shows (status, step,
+it/s, ETA, the latest preview, the exported files) comes from the job's run folder, which the
+worker writes exactly as the CLI does; a job's error is the worker's last line in `error.txt`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class Job:
+    id: int
+    prompt: str
+    out: Path
+    config_yaml: str  # the resolved recipe the worker runs
+    status: str = "queued"  # queued | running | done | failed | cancelled
+    error: str = ""
+    submitted: float = field(default_factory=time.time)
+
+
+def run_job(config_yaml: str, out: str) -> None:
+    """Worker process entry: one generate, as the CLI runs it; the error line goes to error.txt."""
+    import sys
+
+    from ..atomic import write_text
+    from ..config import build_config
+    from ..pipeline import generate
+    try:
+        cfg = build_config(None, None, _yaml(config_yaml))
+        generate(cfg, out, progress=False)
+    except BaseException as exc:  # noqa: BLE001 - reported to the UI, then the process exits non-zero
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_text(Path(out) / "error.txt", f"{type(exc).__name__}: {first}\n" if not isinstance(exc, UserError)
+                   else first + "\n")
+        sys.exit(1)
+
+
+def _yaml(text: str) -> dict:
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+
+
+class JobQueue:
+    def __init__(self, poll_seconds: float = 0.2):
+        self.jobs: dict[int, Job] = {}
+        self.pending: deque[int] = deque()
+        self.current: Job | None = None
+        self.process = None
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.poll = poll_seconds
+        self.ctx = multiprocessing.get_context("spawn")  # no fork of a server with threads
+        threading.Thread(target=self._loop, daemon=True, name="dreamer-jobs").start()
+
+    def submit(self, prompt: str, out: Path, config_yaml: str) -> Job:
+        with self.lock:
+            job = Job(next(self.ids), prompt, Path(out), config_yaml)
+            self.jobs[job.id] = job
+            self.pending.append(job.id)
+        return job
+
+    def position(self, job_id: int) -> int:
+        """0 while running, k if k - 1 jobs wait before it, -1 when it is no longer queued."""
+        with self.lock:
+            if self.current and self.current.id == job_id:
+                return 0
+            return self.pending.index(job_id) + 1 if job_id in self.pending else -1
+
+    def cancel(self, job_id: int) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status not in ACTIVE:
+                return
+            if job_id in self.pending:
+                self.pending.remove(job_id)
+                job.status = "cancelled"
+            elif self.current is job and self.process is not None:
+                job.status = "cancelled"
+                self.process.kill()
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                if self.current is not None and not self.process.is_alive():
+                    self._finish(self.current, self.process.exitcode)
+                    self.current = self.process = None
+                if self.current is None and self.pending:
+                    job = self.jobs[self.pending.popleft()]
+                    job.status = "running"
+                    self.process = self.ctx.Process(target=run_job, args=(job.config_yaml, str(job.out)), daemon=True)
+                    self.process.start()
+                    self.current = job
+            time.sleep(self.poll)
+
+    @staticmethod
+    def _finish(job: Job, exitcode) -> None:
+        if job.status == "cancelled":
+            return
+        error = job.out / "error.txt"
+        if exitcode == 0:
+            job.status = "done"
+        else:
+            job.status = "failed"
+            job.error = error.read_text().strip() if error.is_file() else f"the worker stopped (exit code {exitcode})"
+
+
+def run_progress(out: Path) -> dict:
+    """What a run folder says now: step, total, rate, ETA, latest preview and files."""
+    info: dict = {"step": 0, "max_steps": 0, "steps_per_second": 0.0, "eta_seconds": None,
+                  "preview": None, "files": []}
+    for name in ("run.json", "progress.json"):
+        try:
+            info.update({k: v for k, v in json.loads((out / name).read_text()).items()
+                         if k in ("step", "max_steps", "steps_per_second", "eta_seconds", "files", "status")})
+        except (OSError, ValueError):
+            pass
+    previews = sorted((out / "previews").glob("step-*.png")) if (out / "previews").is_dir() else []
+    info["preview"] = str(previews[-1]) if previews else None
+    return info
+
+
+def obj_zip(out: Path) -> Path | None:
+    """model-obj.zip: the OBJ with its material and texture, one download (made once, atomically)."""
+    import zipfile
+
+    from ..atomic import atomic_path
+    target = out / "model-obj.zip"
+    parts = [out / n for n in ("model.obj", "model.mtl", "model.png")]
+    if target.is_file() or not all(p.is_file() for p in parts):
+        return target if target.is_file() else None
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in parts:
+            z.write(p, p.name)
+    return target
