@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cameras", type=int, default=1, help="splats: views rendered together")
     b.add_argument("--tile-size", type=int, default=4, help="splats: our rasterizer's tile size")
 
+    sub.add_parser("ui", help="the web UI on 127.0.0.1:7860 (dreamer ui --help)", add_help=False)
+
     lp = sub.add_parser("list-prompts", help="objects the toy prior knows")
     lp.add_argument("--catalogue", default=None, help="YAML file adding objects from mesh files")
     return p
@@ -158,6 +160,10 @@ def _summary(run, result) -> None:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ui"]:  # the UI parses its own options (listed in `dreamer --help` by the stub below)
+        from .ui.app import main as ui_main
+        return ui_main(argv[1:])
     try:
         args, extra = _parser().parse_known_args(argv)
         bad = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]

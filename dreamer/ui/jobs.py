@@ -147,3 +147,18 @@ def obj_zip(out: Path) -> Path | None:
         for p in parts:
             z.write(p, p.name)
     return target
+
+
+def list_runs(root: Path, limit: int = 50) -> list[list]:
+    """Past runs under root, newest first: [folder, prompt, status, step, silhouette IoU]."""
+    rows = []
+    for state_file in root.glob("*/run.json"):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            continue
+        iou = (state.get("metrics") or {}).get("silhouette_iou_8views")
+        rows.append((state.get("created", 0), [state_file.parent.name, state.get("prompt", ""),
+                                               state.get("status", ""), state.get("step", 0),
+                                               "" if iou is None else f"{iou:.3f}"]))
+    return [r for _, r in sorted(rows, key=lambda x: -x[0])[:limit]]

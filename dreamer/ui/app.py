@@ -1,0 +1,175 @@
+"""The dreamer web UI (Gradio): `dreamer ui` or `python app.py`, on 127.0.0.1:7860 by default.
+
+Jobs run one at a time in a worker process (dreamer/ui/jobs.py); the page polls the job's run
+folder once a second for progress, the latest preview and, at the end, the exports.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: nothing leaves the machine
+
+MAX_STEPS = 5000
+MAX_PROMPT = 200
+MAX_RENDER = 512
+
+
+def job_config(prompt, prior, method, representation, steps, seed, guidance_scale, extra=()):
+    """(config, recipe path) exactly as `dreamer generate` would build them, after the UI's bounds;
+    `extra` are the server's own key=value overrides, applied to every job."""
+    from dreamer.cli import _generate_config
+    from dreamer.errors import UserError
+    from dreamer.pipeline import validate
+    prompt = (prompt or "").strip()
+    if len(prompt) > MAX_PROMPT:
+        raise UserError(f"the prompt has {len(prompt)} characters; keep it under {MAX_PROMPT}")
+    if not 1 <= int(steps) <= MAX_STEPS:
+        raise UserError(f"steps must be between 1 and {MAX_STEPS}")
+    overrides = list(extra) + ([f"guidance.guidance_scale={float(guidance_scale)}"] if guidance_scale else [])
+    args = SimpleNamespace(prompt=prompt, method=method or None, representation=representation or None,
+                           prior=(prior or "toy").strip(), object=None, steps=int(steps), seed=int(seed),
+                           config=None, overrides=overrides)
+    cfg, recipe = _generate_config(args)
+    if max(cfg.camera.width + cfg.camera.height) > MAX_RENDER or cfg.export.resolution > 256:
+        raise UserError(f"renders above {MAX_RENDER}² or exports above 256³ are for the CLI")
+    validate(cfg)
+    return cfg, recipe
+
+
+def build_app(root: Path, queue=None, overrides=()):
+    import gradio as gr
+
+    from dreamer.config import to_yaml
+    from dreamer.errors import UserError
+    from dreamer.guidance import METHODS
+    from dreamer.runs import slugify
+    from dreamer.toy.catalogue import Catalogue
+    from dreamer.ui.jobs import JobQueue, list_runs, obj_zip, run_progress
+
+    queue = queue or JobQueue()
+    root.mkdir(parents=True, exist_ok=True)
+    form_inputs = []
+
+    def recipe_yaml(*form):
+        try:
+            cfg, recipe = job_config(*form, extra=overrides)
+            return f"# recipe: {recipe.name}\n" + to_yaml(cfg)
+        except UserError as exc:
+            return f"# {exc}"
+
+    def submit(*form):
+        try:
+            cfg, recipe = job_config(*form, extra=overrides)
+        except UserError as exc:
+            return None, f"**Error:** {exc}"
+        out = root / f"{slugify(cfg.prompt)}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 1000}"
+        job = queue.submit(cfg.prompt, out, to_yaml(cfg))
+        return job.id, f"queued as job {job.id} ({recipe.name})"
+
+    def results(out: Path, finished: bool):
+        """(preview, GLB, turntable, downloads) of a run folder; the last three once it is done."""
+        info = run_progress(out)
+        if not finished:
+            return info["preview"], None, None, None
+        obj_zip(out)
+        have = lambda name: str(out / name) if (out / name).is_file() else None  # noqa: E731
+        files = [f for f in map(have, ("model.glb", "model-obj.zip", "splats.ply")) if f]
+        return info["preview"], have("model.glb"), have("turntable.mp4"), files or None
+
+    def status(job_id):
+        if not job_id or int(job_id) not in queue.jobs:
+            return ("", None, None, None, None)
+        job = queue.jobs[int(job_id)]
+        text = describe(job, run_progress(job.out), queue.position(job.id))
+        return (text, *results(job.out, job.status == "done"))
+
+    def open_run(rows, evt: gr.SelectData):
+        folder = root / str(rows.iloc[evt.index[0], 0])
+        if not folder.parent == root or not (folder / "run.json").is_file():
+            return ("", None, None, None, None)
+        return (f"run `{folder.name}`", *results(folder, True))
+
+    def cancel(job_id):
+        if job_id:
+            queue.cancel(int(job_id))
+        return "cancelling"
+
+    with gr.Blocks(title="dreamer") as app:
+        gr.Markdown("# dreamer: text to 3D")
+        with gr.Row():
+            with gr.Column():
+                prompt = gr.Textbox(label="prompt", value="a rubber duck", max_length=MAX_PROMPT)
+                gr.Examples([[f"a {n}"] for n in Catalogue().names()], [prompt], label="the toy prior knows")
+                prior = gr.Textbox(label="prior", value="toy")
+                method = gr.Dropdown(list(METHODS), value="sds", label="method")
+                representation = gr.Radio(["nerf", "gaussians"], value="nerf", label="representation")
+                steps = gr.Slider(1, MAX_STEPS, value=600, step=1, label="steps")
+                seed = gr.Number(0, precision=0, label="seed")
+                scale = gr.Number(0, label="guidance scale (0: the recipe's)")
+                form_inputs = [prompt, prior, method, representation, steps, seed, scale]
+                with gr.Accordion("advanced: the recipe that will run", open=False):
+                    recipe = gr.Code(language="yaml", interactive=False)
+                with gr.Row():
+                    start = gr.Button("generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("cancel", elem_id="cancel")
+            with gr.Column():
+                job_id = gr.Number(label="job", interactive=False, precision=0, elem_id="job")
+                state = gr.Markdown(elem_id="status")
+                preview = gr.Image(label="latest preview", type="filepath")
+                model = gr.Model3D(label="model", elem_id="model3d")
+                video = gr.Video(label="turntable")
+                files = gr.File(label="downloads", file_count="multiple")
+        with gr.Accordion("history: runs in the output folder (click one to open it)", open=False):
+            past = gr.Dataframe(headers=["folder", "prompt", "status", "step", "IoU"], interactive=False,
+                                value=lambda: list_runs(root))
+            refresh = gr.Button("refresh")
+        for comp in form_inputs:
+            comp.change(recipe_yaml, form_inputs, recipe, api_name=False)
+        app.load(recipe_yaml, form_inputs, recipe, api_name=False)
+        start.click(submit, form_inputs, [job_id, state], api_name="generate")
+        stop.click(cancel, job_id, state, api_name="cancel")
+        refresh.click(lambda: list_runs(root), None, past, api_name=False)
+        past.select(open_run, past, [state, preview, model, video, files], api_name=False)
+        gr.Timer(1.0).tick(status, job_id, [state, preview, model, video, files], api_name="status",
+                           show_progress="hidden")
+    return app
+
+
+def describe(job, info: dict, position: int) -> str:
+    if job.status == "queued":
+        return f"job {job.id}: waiting, position {position} in the queue"
+    if job.status in ("failed", "cancelled"):
+        return f"job {job.id}: **{job.status}** {job.error}"
+    step, total = info.get("step", 0), info.get("max_steps", 0) or 1
+    eta = info.get("eta_seconds")
+    bar = "█" * int(20 * step / total) + "░" * (20 - int(20 * step / total))
+    rate = info.get("steps_per_second", 0.0)
+    if job.status == "done":
+        tail = "done"
+    elif step >= total:
+        tail = "exporting mesh, texture and turntable"
+    else:
+        tail = f"ETA {eta:.0f} s" if eta is not None else "starting"
+    return f"job {job.id}: `{bar}` {step}/{total} steps, {rate:.1f} it/s, {tail}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dreamer ui", description="the dreamer web UI")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--out", default="outputs", help="folder of the runs (served read-only)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every job")
+    args = p.parse_args(argv)
+    root = Path(args.out).resolve()
+    app = build_app(root, overrides=args.overrides)
+    app.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
+                                                  allowed_paths=[str(root)], show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
