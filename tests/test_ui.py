@@ -1,11 +1,11 @@
 """The web UI driven through its API with gradio_client, as a script or another app would."""
 import json
+import os
 import socket
 import time
 import zipfile
 
 import pytest
-
 from conftest import validate_gltf
 
 pytest.importorskip("gradio")
@@ -25,11 +25,11 @@ def free_port() -> int:
 def ui(tmp_path_factory):
     from gradio_client import Client
 
-    from dreamer.ui.app import build_app
+    from dreamer.ui.app import build_app, serve
     root = tmp_path_factory.mktemp("ui-runs")
     port = free_port()
     app = build_app(root, overrides=TINY)
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    serve(app, root, port=port, prevent_thread_lock=True, quiet=True)
     yield Client(f"http://127.0.0.1:{port}/", verbose=False), root
     app.close()
 
@@ -48,7 +48,7 @@ def test_a_tiny_job_runs_to_a_glb(ui):
     client, root = ui
     job_id, message = client.predict("a rubber duck", "toy", "sds", "nerf", 4, 0, 0, api_name="/generate")
     assert job_id and "queued" in message
-    text, preview, glb, video, files = wait_until_finished(client, job_id)
+    text, _, glb, video, files = wait_until_finished(client, job_id)
     assert "done" in text and "4/4" in text
     assert glb and glb.endswith("model.glb") and validate_gltf(glb)["issues"]["numErrors"] == 0
     assert video and video.endswith("turntable.mp4")
@@ -69,9 +69,10 @@ def test_bad_input_is_refused_before_it_queues(ui):
     assert not job_id and "keep it under 200" in message
 
 
-def test_a_job_that_fails_in_the_worker_shows_its_error_and_the_next_runs(ui, tmp_path):
+def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
     """A prior folder that names a pipeline but holds no weights passes the up-front check and
-    fails when the worker loads it, as a partial download would."""
+    fails when the worker loads it, as a partial download would; a long job is cancelled while it
+    runs; the job queued behind both still finishes."""
     client, _ = ui
     broken = tmp_path / "partial-sd"
     broken.mkdir()
@@ -81,7 +82,69 @@ def test_a_job_that_fails_in_the_worker_shows_its_error_and_the_next_runs(ui, tm
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "PNDMScheduler"]}))
     bad, _ = client.predict("a hamburger", str(broken), "sds", "nerf", 4, 0, 0, api_name="/generate")
+    long_job, _ = client.predict("a toy car", "toy", "sds", "nerf", 5000, 0, 0, api_name="/generate")
     good, _ = client.predict("a snowman", "toy", "sds", "nerf", 3, 0, 0, api_name="/generate")
+    assert "position 2" in client.predict(good, api_name="/status")[0]
     text = wait_until_finished(client, bad)[0]
     assert "failed" in text and "Traceback" not in text and len(text) < 400
+    deadline = time.time() + 300
+    while "steps" not in client.predict(long_job, api_name="/status")[0]:  # running, past start-up
+        assert time.time() < deadline
+        time.sleep(0.5)
+    assert "position 1" in client.predict(good, api_name="/status")[0]
+    client.predict(long_job, api_name="/cancel")
+    assert "cancelled" in wait_until_finished(client, long_job)[0]
     assert "done" in wait_until_finished(client, good)[0]
+
+
+def test_only_run_folders_are_served(ui, tmp_path):
+    import httpx
+    client, root = ui
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    for path in (secret, "/etc/passwd"):
+        response = httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={path}")
+        assert response.status_code in (403, 404) and "not for the web" not in response.text
+    run = next(p for p in root.iterdir() if (p / "model.glb").is_file())
+    assert httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={run / 'model.glb'}").status_code == 200
+
+
+def test_in_a_real_browser_a_prompt_becomes_a_model_on_screen(ui):
+    """Debian's Chromium driven by Playwright: type a prompt, start a tiny job, wait for the 3D
+    viewer to draw the model, save a screenshot; no request may leave 127.0.0.1."""
+    import shutil
+    from urllib.parse import urlparse
+
+    from conftest import ARTIFACTS
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs it with apt-get")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+    client, _ = ui
+    hosts = set()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or urlparse(r.url).scheme))
+        page.goto(client.src, wait_until="networkidle")
+        page.locator("#prompt textarea").fill("a penguin")
+        steps = page.locator("#steps input[type=number]")
+        steps.fill("3")
+        steps.press("Enter")
+        page.locator("#generate").click()
+        page.locator("#model3d canvas").wait_for(state="visible", timeout=600_000)
+        page.wait_for_timeout(3000)  # let the viewer load the GLB and draw a few frames
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-screenshot.png"), full_page=True)
+        page.locator("#model3d canvas").screenshot(path=str(ARTIFACTS / "ui-model3d.png"))
+        status = page.locator("#status").inner_text()
+        browser.close()
+    assert "done" in status and "3/3" in status
+    pixels = Image.open(ARTIFACTS / "ui-model3d.png").convert("RGB")
+    colours = pixels.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # a shaded model, not an empty canvas
+    assert hosts <= {"127.0.0.1", "data", "blob"}, hosts

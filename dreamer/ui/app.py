@@ -76,7 +76,7 @@ def build_app(root: Path, queue=None, overrides=()):
         if not finished:
             return info["preview"], None, None, None
         obj_zip(out)
-        have = lambda name: str(out / name) if (out / name).is_file() else None  # noqa: E731
+        have = lambda name: str(out / name) if (out / name).is_file() else None
         files = [f for f in map(have, ("model.glb", "model-obj.zip", "splats.ply")) if f]
         return info["preview"], have("model.glb"), have("turntable.mp4"), files or None
 
@@ -89,7 +89,7 @@ def build_app(root: Path, queue=None, overrides=()):
 
     def open_run(rows, evt: gr.SelectData):
         folder = root / str(rows.iloc[evt.index[0], 0])
-        if not folder.parent == root or not (folder / "run.json").is_file():
+        if folder.parent != root or not (folder / "run.json").is_file():
             return ("", None, None, None, None)
         return (f"run `{folder.name}`", *results(folder, True))
 
@@ -102,12 +102,12 @@ def build_app(root: Path, queue=None, overrides=()):
         gr.Markdown("# dreamer: text to 3D")
         with gr.Row():
             with gr.Column():
-                prompt = gr.Textbox(label="prompt", value="a rubber duck", max_length=MAX_PROMPT)
+                prompt = gr.Textbox(label="prompt", value="a rubber duck", max_length=MAX_PROMPT, elem_id="prompt")
                 gr.Examples([[f"a {n}"] for n in Catalogue().names()], [prompt], label="the toy prior knows")
                 prior = gr.Textbox(label="prior", value="toy")
                 method = gr.Dropdown(list(METHODS), value="sds", label="method")
                 representation = gr.Radio(["nerf", "gaussians"], value="nerf", label="representation")
-                steps = gr.Slider(1, MAX_STEPS, value=600, step=1, label="steps")
+                steps = gr.Slider(1, MAX_STEPS, value=600, step=1, label="steps", elem_id="steps")
                 seed = gr.Number(0, precision=0, label="seed")
                 scale = gr.Number(0, label="guidance scale (0: the recipe's)")
                 form_inputs = [prompt, prior, method, representation, steps, seed, scale]
@@ -165,10 +165,14 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every job")
     args = p.parse_args(argv)
     root = Path(args.out).resolve()
-    app = build_app(root, overrides=args.overrides)
-    app.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
-                                                  allowed_paths=[str(root)], show_error=True)
+    serve(build_app(root, overrides=args.overrides), root, args.host, args.port)
     return 0
+
+
+def serve(app, root: Path, host: str = "127.0.0.1", port: int = 7860, **launch):
+    """Start the server; of the disk it serves only the run folders under root (and Gradio's own cache)."""
+    return app.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port,
+                                                         allowed_paths=[str(root)], show_error=True, **launch)
 
 
 if __name__ == "__main__":
