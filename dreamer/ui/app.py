@@ -6,6 +6,7 @@ folder once a second for progress, the latest preview and, at the end, the expor
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -66,7 +67,8 @@ def build_app(root: Path, queue=None, overrides=()):
             cfg, recipe = job_config(*form, extra=overrides)
         except UserError as exc:
             return None, f"**Error:** {exc}"
-        out = root / f"{slugify(cfg.prompt)}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 1000}"
+        # a random tail: two clicks in one second must not share a folder
+        out = root / f"{slugify(cfg.prompt)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         job = queue.submit(cfg.prompt, out, to_yaml(cfg))
         return job.id, f"queued as job {job.id} ({recipe.name})"
 
