@@ -86,17 +86,22 @@ def _wait_for_step(run: Path, step: int, proc, timeout=600):
     raise AssertionError("no checkpoint in time")
 
 
+def kill_9_at_step(args: list, run: Path, step: int) -> None:
+    """Start `dreamer *args` and kill -9 its whole process group once run.json reaches `step`."""
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_step(run, step, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_kill_9_then_resume_reaches_the_same_final_step(tmp_path):
     run = tmp_path / "snowman"
     args = ["generate", "a snowman", "--steps", "60", "--out", str(run), "trainer.checkpoint_every=10",
             "trainer.val_every=30", "export.resolution=64", "export.turntable_frames=8"]
-    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_for_step(run, 20, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_9_at_step(args, run, 20)
     killed_at = json.loads((run / "run.json").read_text())["step"]
     assert 20 <= killed_at < 60
     assert not (run / "model.glb").exists()

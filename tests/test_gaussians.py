@@ -2,17 +2,13 @@
 and whole runs through the CLI."""
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import ARTIFACTS, ROOT, validate_gltf
-from test_end_to_end import _wait_for_step, dreamer
+from conftest import ARTIFACTS, validate_gltf
+from test_end_to_end import dreamer, kill_9_at_step
 
 from dreamer.config import build_config
 from dreamer.geometry.gaussians import GaussianField, read_splats_ply, write_splats_ply
@@ -182,13 +178,7 @@ def test_gaussian_run_resumes_after_kill_across_densification(tmp_path):
             "export.turntable=false", "geometry.gaussians.num_points=800",
             "geometry.gaussians.densify.refine_start_iter=10", "geometry.gaussians.densify.refine_every=10",
             "geometry.gaussians.densify.refine_stop_iter=70"]
-    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_for_step(run, 30, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_9_at_step(args, run, 30)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert 30 <= ckpt["global_step"] < 80
     assert ckpt["state_dict"]["field.splats.means"].shape[0] != 800  # densified before the kill
