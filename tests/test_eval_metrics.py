@@ -141,7 +141,12 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
         assert m["spread"]["runs"] == 2 and 0 <= m["spread"]["silhouette_disagreement"] <= 1
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("Command: `dreamer bench quality --methods sds") and "| sds | 2 |" in summary
-    assert summary.strip().splitlines()[-1].split("|")[-2].strip() != "-"  # the seed spread is filled in
+    sds_row = next(line for line in summary.splitlines() if line.startswith("| sds | 2 |"))
+    assert sds_row.split("|")[-2].strip() != "-"  # the seed spread is filled in
+    # The method x object tables: the duck's cell is the mean of the two seeds' values.
+    janus = [line for line in summary.split("### Janus score")[1].splitlines() if line.startswith("| sds |")][0]
+    assert janus.split("|")[2].strip() == f"{sum(float(r['janus_score']) for r in rows) / 2:+.2f}"
+    assert summary.count("| method | rubber duck |") == 5
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(argv) == 0  # everything done: nothing reruns

@@ -4,7 +4,8 @@ Each (method, object, seed) is one ordinary run folder under the output root
 (<root>/<method>/<object>/seed<k>), made by `dreamer generate` in a subprocess, so a crash stays in
 its run and a killed bench continues where it stopped: finished runs are kept, started ones resume.
 Then every run is evaluated and the results are written next to them:
-  results.csv  one row per run;   summary.md  one row per method, with the command that made it;
+  results.csv  one row per run;   summary.md  one row per method, with the command that made it,
+  then method x object tables (a mean over objects hides effects that show on one object only);
   summary.png  the per-method means with the spread over runs as error bars.
 """
 from __future__ import annotations
@@ -96,7 +97,7 @@ def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, st
     result = evaluate(finished, views=views, say=say)
     rows = result["runs"]
     summary = summarize(rows, methods)
-    write_outputs(root, rows, summary, command, failures)
+    write_outputs(root, rows, summary, command, failures, objects)
     return {"rows": rows, "summary": summary, "failures": failures}
 
 
@@ -129,7 +130,42 @@ def markdown(summary: list[dict], command: str) -> str:
     return f"Command: `{command}`\n\n" + "\n".join(lines) + "\n"
 
 
-def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str]) -> None:
+# Per-object tables: the metric, its label, its format; "seed_spread" is the spread's silhouette
+# disagreement and "seed_rmse" its RGB RMSE, the same value in every run of a (method, object).
+BY_OBJECT = [("janus_score", "Janus score", "+.2f"), ("saturation_ratio", "Saturation ratio", ".2f"),
+             ("silhouette_iou", "Silhouette IoU", ".3f"), ("seed_spread", "Seed spread (1 - IoU between seeds)", ".3f"),
+             ("seed_rmse", "Seed spread (RGB RMSE between seeds)", ".3f")]
+
+
+def _cell_value(row: dict, key: str):
+    spread = row.get("spread") or {}
+    if key == "seed_spread":
+        return spread.get("silhouette_disagreement")
+    if key == "seed_rmse":
+        return spread.get("rgb_rmse")
+    return row.get(key)
+
+
+def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Path) -> str:
+    """One Markdown table per metric: a row per method, a column per object, each cell the mean
+    over that pair's runs ("-" where the metric does not apply, e.g. a single seed's spread)."""
+    out = []
+    for key, label, fmt in BY_OBJECT:
+        lines = [f"### {label}", "", "| method | " + " | ".join(objects) + " |", "|---|" + "---:|" * len(objects)]
+        for method in methods:
+            cells = []
+            for obj in objects:
+                folder = run_path(root, method, obj, 0).parent  # the runs of this (method, object)
+                vals = [_cell_value(r, key) for r in rows if Path(r["run"]).parent == folder]
+                vals = [v for v in vals if v is not None]
+                cells.append(f"{statistics.mean(vals):{fmt}}" if vals else "-")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n## By object\n\n" + "\n\n".join(out) + "\n"
+
+
+def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str],
+                  objects: list[str] | None = None) -> None:
     fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS] + \
         ["saturation", "saturation_truth"]
     buf = io.StringIO()
@@ -138,6 +174,8 @@ def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: st
     writer.writerows(rows)
     write_text(root / "results.csv", buf.getvalue())
     text = markdown(summary, command)
+    if objects:
+        text += by_object(rows, [e["method"] for e in summary], objects, root)
     if failures:
         text += "\nFailed runs (not in the table):\n" + "\n".join(f"- {f}" for f in failures) + "\n"
     write_text(root / "summary.md", text)
