@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .atomic import write_with
+from .atomic import write_text, write_with
 from .cameras import orbit
 
 
@@ -58,7 +58,6 @@ class ProgressFile(pl.Callback):
             return
         rate = (step - self.first_step) / max(now - self.started, 1e-9)
         eta = (self.max_steps - step) / rate if rate > 0 else None
-        from .atomic import write_text
         write_text(self.path, json.dumps({"step": step, "max_steps": self.max_steps, "steps_per_second": rate,
                                           "eta_seconds": eta, "updated": now}))
         self.last_write = now
@@ -129,5 +128,4 @@ class MetricsCSV(pl.Callback):
         s, step = pl_module.last_stats, trainer.global_step
         self.rows.append(",".join([str(step)] + [f"{s.get(k, 0):.6g}" for k in self.COLUMNS[1:]]))
         if due(trainer, self.every):
-            from .atomic import write_text
             write_text(self.path, "\n".join([",".join(self.COLUMNS)] + self.rows) + "\n")

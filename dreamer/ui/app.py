@@ -44,7 +44,7 @@ def job_config(prompt, prior, method, representation, steps, seed, guidance_scal
 def build_app(root: Path, queue=None, overrides=()):
     import gradio as gr
 
-    from dreamer.config import to_yaml
+    from dreamer.config import to_dict, to_yaml
     from dreamer.errors import UserError
     from dreamer.guidance import METHODS
     from dreamer.runs import slugify
@@ -69,7 +69,7 @@ def build_app(root: Path, queue=None, overrides=()):
             return None, f"**Error:** {exc}"
         # a random tail: two clicks in one second must not share a folder
         out = root / f"{slugify(cfg.prompt)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        job = queue.submit(cfg.prompt, out, to_yaml(cfg))
+        job = queue.submit(cfg.prompt, out, to_dict(cfg))
         return job.id, f"queued as job {job.id} ({recipe.name})"
 
     def results(out: Path, finished: bool):

@@ -26,13 +26,13 @@ class Job:
     id: int
     prompt: str
     out: Path
-    config_yaml: str  # the resolved recipe the worker runs
+    config: dict  # the resolved recipe the worker runs (config.to_dict)
     status: str = "queued"  # queued | running | done | failed | cancelled
     error: str = ""
     submitted: float = field(default_factory=time.time)
 
 
-def run_job(config_yaml: str, out: str) -> None:
+def run_job(config: dict, out: str) -> None:
     """Worker process entry: one generate, as the CLI runs it; the error line goes to error.txt."""
     import sys
 
@@ -40,7 +40,7 @@ def run_job(config_yaml: str, out: str) -> None:
     from ..config import build_config
     from ..pipeline import generate
     try:
-        cfg = build_config(None, None, _yaml(config_yaml))
+        cfg = build_config(None, None, config)
         generate(cfg, out, progress=False)
     except BaseException as exc:  # noqa: BLE001 - reported to the UI, then the process exits non-zero
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -48,11 +48,6 @@ def run_job(config_yaml: str, out: str) -> None:
         write_text(Path(out) / "error.txt", f"{type(exc).__name__}: {first}\n" if not isinstance(exc, UserError)
                    else first + "\n")
         sys.exit(1)
-
-
-def _yaml(text: str) -> dict:
-    from omegaconf import OmegaConf
-    return OmegaConf.to_container(OmegaConf.create(text), resolve=False)
 
 
 class JobQueue:
@@ -67,9 +62,9 @@ class JobQueue:
         self.ctx = multiprocessing.get_context("spawn")  # no fork of a server with threads
         threading.Thread(target=self._loop, daemon=True, name="dreamer-jobs").start()
 
-    def submit(self, prompt: str, out: Path, config_yaml: str) -> Job:
+    def submit(self, prompt: str, out: Path, config: dict) -> Job:
         with self.lock:
-            job = Job(next(self.ids), prompt, Path(out), config_yaml)
+            job = Job(next(self.ids), prompt, Path(out), config)
             self.jobs[job.id] = job
             self.pending.append(job.id)
         return job
@@ -102,7 +97,7 @@ class JobQueue:
                 if self.current is None and self.pending:
                     job = self.jobs[self.pending.popleft()]
                     job.status = "running"
-                    self.process = self.ctx.Process(target=run_job, args=(job.config_yaml, str(job.out)), daemon=True)
+                    self.process = self.ctx.Process(target=run_job, args=(job.config, str(job.out)), daemon=True)
                     self.process.start()
                     self.current = job
             time.sleep(self.poll)
