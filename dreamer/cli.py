@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .yamldata import clip
 
 DEFAULT_RECIPE = "sds-nerf.yaml"
 
@@ -103,7 +104,13 @@ def _recipe_path(name: str | None) -> Path:
 
 
 def _generate_config(args):
-    from .config import build_config
+    from .config import build_config, choices
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"steps must be a positive integer, got {args.steps}")
+    for flag, key in (("representation", "geometry.type"),):
+        value, options = getattr(args, flag), choices(key)
+        if value is not None and value not in options:
+            raise UserError(f"unknown {flag} '{clip(value)}'; choose one of: {', '.join(options)}")
     values = {"prompt": args.prompt}
     if args.method is not None:
         values["guidance"] = {"method": args.method}
@@ -182,6 +189,8 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
+    if getattr(args, "out", None) == "":
+        raise UserError("--out is empty; pass a folder path, or leave --out out for the default folder")
     if args.command == "list-prompts":
         from .toy.catalogue import Catalogue
         for obj in Catalogue.with_extension(args.catalogue).objects:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
+from . import budget, checkpoints
 from .config import ExperimentConfig
 from .errors import UserError
+from .yamldata import clip, first_line
 from .runs import RunDir, check_output_dir, default_run_dir
 
-REPRESENTATIONS = ("nerf", "gaussians")
 
 
 def say(msg: str) -> None:
@@ -30,47 +31,30 @@ def validate(cfg: ExperimentConfig) -> None:
     if not cfg.prompt.strip():
         raise UserError('the prompt is empty; describe the object, e.g. dreamer generate "a rubber duck" '
                         '(dreamer list-prompts shows what the toy prior knows)')
-    if cfg.trainer.max_steps <= 0:
-        raise UserError(f"steps must be a positive integer, got {cfg.trainer.max_steps}")
     if cfg.guidance.method not in METHODS:
-        raise UserError(f"unknown method '{cfg.guidance.method}'; choose one of: {', '.join(METHODS)}")
-    if cfg.guidance.particles < 1:
-        raise UserError(f"guidance.particles must be at least 1, got {cfg.guidance.particles}")
+        raise UserError(f"unknown method '{clip(cfg.guidance.method)}'; choose one of: {', '.join(METHODS)}")
     if cfg.guidance.particles > 1 and cfg.guidance.method not in FAKE_SCORE_METHODS:
         raise UserError(f"guidance.particles={cfg.guidance.particles} needs a method with a fake score "
                         f"({', '.join(FAKE_SCORE_METHODS)}), not {cfg.guidance.method}; set guidance.particles=1")
-    gc = cfg.guidance
-    if gc.interval.inversion_stride < 1:
-        raise UserError(f"guidance.interval.inversion_stride must be at least 1, got {gc.interval.inversion_stride}")
-    if not 0 <= gc.fake_score.camera_dropout <= 1:
-        raise UserError(f"guidance.fake_score.camera_dropout must be in [0, 1], got {gc.fake_score.camera_dropout}")
-    if not 0 <= gc.interval.gamma <= 1:
-        raise UserError(f"guidance.interval.gamma must be in [0, 1], got {gc.interval.gamma}")
-    if cfg.geometry.type not in REPRESENTATIONS:
-        raise UserError(f"unknown representation '{cfg.geometry.type}'; choose one of: {', '.join(REPRESENTATIONS)}")
-    choices = {"renderer.backend": (cfg.renderer.backend, ("torch", "nerfacc")),
-               "guidance.weighting": (cfg.guidance.weighting, ("sds", "uniform", "fantasia3d", "rho", "alpha")),
-               "background.type": (cfg.background.type, ("solid", "mlp")),
-               "geometry.normal_type": (cfg.geometry.normal_type, ("finite_difference", "analytic")),
-               "geometry.density_bias": (cfg.geometry.density_bias, ("blob_magic3d", "blob_dreamfusion", "none")),
-               "geometry.density_activation": (cfg.geometry.density_activation, ("softplus", "exp"))}
-    for key, (value, options) in choices.items():
-        if value not in options:
-            raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
     if cfg.geometry.type == "gaussians":
         validate_gaussians(cfg)
     validate_export(cfg.export)
+    budget.check_run(cfg)
     validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
         from .toy.catalogue import Catalogue
-        Catalogue.with_extension(cfg.prior.catalogue).resolve(cfg.prompt)
+        catalogue = Catalogue.with_extension(cfg.prior.catalogue)
+        catalogue.resolve(cfg.prompt)
+        if cfg.guidance.negative_prompt.strip():  # the toy prior embeds it like a prompt
+            try:
+                catalogue.resolve(cfg.guidance.negative_prompt)
+            except UserError as exc:
+                raise UserError(f"guidance.negative_prompt: {exc}") from None
 
 
 def validate_colours(cfg: ExperimentConfig, source) -> None:
     """RGB fields, or (prior.rgb_as_latents) fields whose colours are a latent prior's 4 channels."""
     g = cfg.geometry
-    if g.color_activation not in ("sigmoid", "none"):
-        raise UserError(f"unknown geometry.color_activation '{g.color_activation}'; choose one of: sigmoid, none")
     if cfg.prior.rgb_as_latents:
         if source is None or source.family == "if":
             name = "the toy prior" if source is None else "DeepFloyd IF"
@@ -91,16 +75,6 @@ def validate_colours(cfg: ExperimentConfig, source) -> None:
 
 def validate_gaussians(cfg: ExperimentConfig) -> None:
     g = cfg.geometry.gaussians
-    choices = {"geometry.gaussians.init": (g.init, ("random", "nerf", "ply")),
-               "geometry.gaussians.backend": (g.backend, ("auto", "torch", "gsplat")),
-               "geometry.gaussians.rasterize_mode": (g.rasterize_mode, ("classic", "antialiased"))}
-    for key, (value, options) in choices.items():
-        if value not in options:
-            raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(options)}")
-    if not 0 <= g.sh_degree <= 3:
-        raise UserError(f"geometry.gaussians.sh_degree must be 0 to 3, got {g.sh_degree}")
-    if g.num_points < 1 or g.tile_size < 1 or g.densify.max_gaussians < 1:
-        raise UserError("geometry.gaussians.num_points, tile_size and densify.max_gaussians must be at least 1")
     if g.init in ("nerf", "ply"):
         want = "a finished NeRF run folder" if g.init == "nerf" else "a 3DGS .ply file"
         if not g.init_path or not Path(g.init_path).exists():
@@ -121,6 +95,7 @@ def validate_export(e) -> None:
         raise UserError(f"export resolution must be at least 16, got {e.resolution}")
     if e.faces < 100:
         raise UserError(f"export face count must be at least 100, got {e.faces}")
+    budget.check_export(e)
 
 
 def _quiet_lightning():
@@ -170,9 +145,8 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     started = time.time()
     run.update_state(status="running")
     with contextlib.redirect_stdout(io.StringIO()):  # Lightning's banner lines; our output is stderr
-        trainer.fit(system, train_dataloaders=steps_per_epoch_forever(), ckpt_path=ckpt)
+        trainer.fit(system, train_dataloaders=steps_per_epoch_forever(), ckpt_path=ckpt, weights_only=True)
     if trainer.interrupted:  # Lightning swallows Ctrl+C; the run is not finished, so do not export
-        run.update_state(status="interrupted")
         raise KeyboardInterrupt
     seconds = time.time() - started
     run.update_state(step=trainer.global_step, status="trained",
@@ -185,11 +159,15 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
     from systems.text_to_3d import TextTo3DSystem
     if not run.checkpoint.is_file():
         raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
+    state = checkpoints.load(run.checkpoint)
     system = TextTo3DSystem(cfg, prior=None)
-    state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
     # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
     weights = {k: v for k, v in state["state_dict"].items() if not k.startswith("guidance.")}
-    system.load_state_dict(weights)
+    try:
+        system.load_state_dict(weights)
+    except RuntimeError as exc:  # a checkpoint of another configuration
+        raise UserError(checkpoints.damaged_message(run.checkpoint, "its tensors do not fit this run's "
+                                                    f"config.yaml: {first_line(exc, 60)}")) from None
     return system.eval()
 
 
@@ -273,25 +251,33 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
     validate(cfg)
     path = Path(out) if out else default_run_dir(cfg.prompt)
     check_output_dir(path)
-    if recipe is not None:  # after every check: bad input gets its one line and nothing else
-        say(f"recipe: {recipe}")
     cfg.out_dir = str(path)
     run = RunDir.create(path, cfg)
-    system = _train_or_fail(run, cfg, progress)
-    return run, finish(run, cfg, system)
+    if recipe is not None:  # after every check: bad input gets its one line and nothing else
+        say(f"recipe: {recipe}")
+    return run, _train_and_finish(run, cfg, progress)
 
 
 def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
     run = RunDir.open(run_path)
     cfg = run.config()
     validate(cfg)
-    system = _train_or_fail(run, cfg, progress)
-    return run, finish(run, cfg, system)
+    if run.checkpoint.is_file():
+        checkpoints.load(run.checkpoint)  # a damaged one is refused before run.json changes
+    run.remove_temp_files()  # left by a kill during an atomic write
+    run.update_state(max_steps=cfg.trainer.max_steps, pid=os.getpid())  # config.yaml may have raised it
+    return run, _train_and_finish(run, cfg, progress)
 
 
-def _train_or_fail(run: RunDir, cfg: ExperimentConfig, progress: bool):
+def _train_and_finish(run: RunDir, cfg: ExperimentConfig, progress: bool) -> dict:
+    """Train, evaluate, export; whatever stops it, run.json says so (failed with the error line,
+    or interrupted), never "running"."""
     try:
-        return train(run, cfg, progress)
-    except UserError:
-        run.update_state(status="failed")
+        return finish(run, cfg, train(run, cfg, progress))
+    except KeyboardInterrupt:
+        run.update_state(status="interrupted")
+        raise
+    except BaseException as exc:
+        extra = {"skipped_steps": exc.skipped_steps} if hasattr(exc, "skipped_steps") else {}
+        run.update_state(status="failed", error=first_line(exc), **extra)
         raise

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from .atomic import write_text
 from .config import ExperimentConfig, build_config, to_yaml
 from .errors import UserError
 
+# atomic.atomic_path's names: "." + the final name + "." + mkstemp's 8 random characters + suffix
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 CONFIG_FILE, STATE_FILE, CKPT_DIR, PREVIEW_DIR = "config.yaml", "run.json", "checkpoints", "previews"
 
 
@@ -54,13 +57,27 @@ class RunDir:
 
     @classmethod
     def create(cls, path: Path, cfg: ExperimentConfig) -> "RunDir":
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path)
-        write_text(run.path / CONFIG_FILE, to_yaml(cfg))
-        run.write_state({"status": "created", "prompt": cfg.prompt, "step": 0,
-                         "max_steps": cfg.trainer.max_steps, "created": time.time(), "versions": versions(),
-                         "timings": {}, "files": []})
+        made = [p for p in (path, *path.parents) if not p.exists()]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            run = cls(path)
+            write_text(run.path / CONFIG_FILE, to_yaml(cfg))
+            run.write_state({"status": "created", "prompt": cfg.prompt, "step": 0,
+                             "max_steps": cfg.trainer.max_steps, "created": time.time(), "pid": os.getpid(),
+                             "versions": versions(), "timings": {}, "files": []})
+        except OSError as exc:  # a folder that access() allowed but the file system refuses (/proc, full disk)
+            for p in made:  # innermost first: leave nothing behind
+                shutil.rmtree(p, ignore_errors=True)
+            raise UserError(f"cannot create the run folder {path} ({exc.strerror or type(exc).__name__}); "
+                            f"pass --out with a folder you can write to") from None
         return run
+
+    def remove_temp_files(self) -> list[Path]:
+        """Temporary files of atomic writes (.name.XXXXXXXX.ext) that a kill left behind."""
+        stale = [p for p in self.path.rglob(".*") if p.is_file() and TEMP_NAME.match(p.name)]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     @classmethod
     def open(cls, path) -> "RunDir":

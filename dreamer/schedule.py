@@ -25,7 +25,7 @@ def check_schedule(value: Any, where: str) -> None:
     if isinstance(value, (list, tuple)) and all(is_number(v) for v in value):
         n = len(value)
         if n == 3 or (n >= 4 and (n - 4) % 2 == 0):
-            steps = _knots(list(value))[0]
+            steps = knots(list(value))[0]
             if all(b >= a for a, b in zip(steps, steps[1:])):
                 return
             raise UserError(f"{where}: schedule steps must not decrease, got {list(value)}")
@@ -35,7 +35,7 @@ def check_schedule(value: Any, where: str) -> None:
     )
 
 
-def _knots(value: Sequence[float]) -> tuple[list[float], list[float]]:
+def knots(value: Sequence[float]) -> tuple[list[float], list[float]]:
     v = list(value)
     if len(v) == 3:
         v = [0] + v
@@ -50,7 +50,7 @@ def evaluate(value: Any, step: int) -> Any:
     """The value of a constant or schedule at `step` (None stays None)."""
     if value is None or is_number(value):
         return value
-    steps, vals = _knots(value)
+    steps, vals = knots(value)
     if step <= steps[0]:
         return float(vals[0])
     for (s0, s1), (v0, v1) in zip(zip(steps, steps[1:]), zip(vals, vals[1:])):

@@ -22,7 +22,11 @@ from .representation import GAUSSIAN_KEYS, make_representation
 
 
 class DivergedError(UserError):
-    """Too many consecutive steps with non-finite gradients."""
+    """Too many consecutive steps with non-finite gradients (or non-finite parameters)."""
+
+    def __init__(self, message: str, skipped_steps: int):
+        super().__init__(message)
+        self.skipped_steps = skipped_steps
 
 
 class TextTo3DSystem(pl.LightningModule):
@@ -129,8 +133,12 @@ class TextTo3DSystem(pl.LightningModule):
             opt.zero_grad(set_to_none=True)
         if self.densifier is not None:
             self.densifier.before_backward(outs[0]["meta"])
-        self.manual_backward(loss)
-        finite = self._grads_finite() and torch.isfinite(loss)
+        # A step is good only if the guidance's g, the loss and every gradient are finite. A loss
+        # without a graph (nothing left to render) has no gradient to apply: also a bad step.
+        finite = bool(terms["finite"]) and bool(torch.isfinite(loss)) and loss.requires_grad
+        if loss.requires_grad:
+            self.manual_backward(loss)
+        finite = finite and self._grads_finite()
         if finite:
             self.bad_steps = 0
         else:
@@ -143,16 +151,20 @@ class TextTo3DSystem(pl.LightningModule):
             if self.bad_steps > c.trainer.max_consecutive_bad_steps:
                 raise DivergedError(
                     f"training diverged: {self.bad_steps} steps in a row had NaN/Inf gradients at step {step}; "
-                    f"lower the learning rates or the guidance scale and resume from the last checkpoint")
+                    f"lower the learning rates or the guidance scale and resume from the last checkpoint",
+                    self.skipped_steps)
         # Lightning counts every wrapped optimizer's step as a global step: only the first one is
         # stepped through its wrapper, so one training step stays one global step.
         opts[0].step()
         for opt in opts[1:]:
             opt.optimizer.step()
+        if finite and not self._params_finite():
+            raise DivergedError(f"training diverged: the parameters became NaN/Inf at step {step}; lower the "
+                                f"learning rates and resume from the last checkpoint", self.skipped_steps)
         if self.densifier is not None and finite:
             self.densifier.after_step(self.field, self.gaussian_optimizers(), step, outs[0]["meta"])
         self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
-                           "grad_norm": float(terms["grad_norm"]), "nfe": float(terms["nfe"]),
+                           "grad_norm": float(terms["grad_norm"]) if finite else float("nan"), "nfe": float(terms["nfe"]),
                            "skipped": self.skipped_steps}
         if "loss_fake_score" in terms:
             self.last_stats["loss_fake_score"] = float(terms["loss_fake_score"].detach())
@@ -176,6 +188,9 @@ class TextTo3DSystem(pl.LightningModule):
 
     def _grads_finite(self) -> bool:
         return all(torch.isfinite(p.grad).all() for p in self.parameters() if p.grad is not None)
+
+    def _params_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.parameters() if p.requires_grad)
 
     # -- checkpoint extras -------------------------------------------------------------------------
 

@@ -238,6 +238,9 @@ class Guidance(torch.nn.Module):
         self.evaluations = 0
         with torch.no_grad():
             g, t = self.gradient(x.detach(), cond, generator)
+            # The loop skips (and counts) a step whose g was not finite; finalize's zeros only keep
+            # the loss finite, they must not pass for a real gradient.
+            finite = bool(torch.isfinite(g).all())
             g = self.finalize(g)
-        return {"loss_guidance": injection_loss(x, g), "grad_norm": g.norm().detach(),
+        return {"loss_guidance": injection_loss(x, g), "grad_norm": g.norm().detach(), "finite": finite,
                 "t": t.float().mean(), "nfe": self.evaluations / x.shape[0]}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..yamldata import clip, first_line
 
 # model_index.json's pipeline class -> our prior family
 FAMILIES = {
@@ -63,10 +64,19 @@ def _source(name: str, folder: Path) -> PriorSource:
     try:
         index = json.loads((folder / "model_index.json").read_text())
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {folder / 'model_index.json'} ({e}); re-download the prior") from None
+        raise UserError(f"cannot read {folder / 'model_index.json'} ({first_line(e, 80)}); re-download the prior") from None
+    if not isinstance(index, dict):
+        raise UserError(f"{folder / 'model_index.json'} holds a JSON {type(index).__name__}, not the object a "
+                        f"diffusers pipeline writes; re-download the prior")
     cls = index.get("_class_name", "?")
     if cls not in FAMILIES:
-        raise UserError(f"prior {name} is a {cls}; dreamer supports {', '.join(FAMILIES)} "
+        raise UserError(f"prior {clip(name)} is a {clip(cls)}; dreamer supports {', '.join(FAMILIES)} "
                         f"(SD 1.x/2.x, SDXL base, DeepFloyd IF stage I)")
-    components = {k: v for k, v in index.items() if not k.startswith("_") and isinstance(v, list)}
+    components = {k: v for k, v in index.items() if not k.startswith("_") and isinstance(v, list)
+                  and len(v) >= 2 and v[0] is not None}
+    # Checked here, before a run folder exists: a pipeline folder without its parts is bad input.
+    missing = [k for k in components if not (folder / k).is_dir() or not any((folder / k).iterdir())]
+    if missing:
+        raise UserError(f"prior folder {folder} lists {', '.join(missing)} in model_index.json but has no files "
+                        f"for them; download the whole pipeline (hf download <id>) or save it with save_pretrained")
     return PriorSource(name, folder, FAMILIES[cls], components)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserError
+from ..yamldata import clip
 from . import sdf as S
 
 YELLOW, ORANGE, BLACK, WHITE = (1.0, 0.82, 0.1), (1.0, 0.45, 0.05), (0.06, 0.06, 0.07), (0.95, 0.95, 0.97)
@@ -187,7 +188,7 @@ class Catalogue:
         if best is None:
             shown = ", ".join(f'"{n}"' for n in self.names()[:8])
             raise UserError(
-                f'the toy prior does not know "{prompt.strip()}"; it knows {shown} '
+                f'the toy prior does not know "{clip(prompt.strip())}"; it knows {shown} '
                 f"(see `dreamer list-prompts`), or pass --prior <diffusers model id or folder> "
                 f"to use a real diffusion model")
         return best, label

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from ..atomic import cache_dir, write_with
+from .. import yamldata
 from ..errors import UserError
+from ..yamldata import clip
 from .catalogue import ToyObject
 
 FIT_RADIUS = 0.75
@@ -97,37 +98,75 @@ def _signed_distance_grid(mesh, colour):
     return torch.from_numpy(sdf.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(albedo))
 
 
-def load_mesh_object(entry: dict, base: Path) -> MeshObject:
-    import trimesh
+def _check_entry(entry) -> None:
+    if not isinstance(entry, dict):
+        raise UserError(f"catalogue entry {clip(repr(entry))} must be a mapping with a name and a mesh file")
     for key in ("name", "mesh"):
-        if key not in entry:
-            raise UserError(f"catalogue entry {entry} lacks '{key}'; each object needs a name and a mesh file")
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise UserError(f"catalogue entry {clip(repr(entry))} lacks '{key}'; each object needs a name and a mesh file")
+    colour = entry.get("colour", [0.75, 0.75, 0.75])
+    if not (isinstance(colour, list) and len(colour) == 3
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 1 for c in colour)):
+        raise UserError(f"catalogue entry '{clip(entry['name'])}': colour must be three numbers in [0, 1], "
+                        f"got {clip(repr(colour))}")
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise UserError(f"catalogue entry '{clip(entry['name'])}': aliases must be a list of names")
+    for key in ("up", "front"):
+        if key in entry and str(entry[key]).lstrip("+-") not in AXES:
+            raise UserError(f"catalogue entry '{clip(entry['name'])}': {key} must be x, y or z (with an optional "
+                            f"- sign), got {clip(repr(entry[key]))}")
+
+
+def _read_cached(cached: Path):
+    """(sdf, albedo) from the cache, or None when the entry is missing or damaged (then rebuilt)."""
+    if not cached.is_file():
+        return None
+    try:
+        data = torch.load(cached, weights_only=True)
+        sdf, albedo = data["sdf"], data["albedo"]
+    except Exception:  # noqa: BLE001 - a truncated or foreign file is a cache miss
+        return None
+    if tuple(sdf.shape) != (GRID,) * 3 or tuple(albedo.shape) != (3,) + (GRID,) * 3:
+        return None
+    return sdf, albedo
+
+
+def _fitted_mesh(path: Path, up: str, front: str):
+    """The mesh file, turned +Y up and +Z front, centred and scaled to the toy world."""
+    import trimesh
+    try:
+        mesh = trimesh.load(path, force="mesh")
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        raise UserError(f"cannot read mesh {path} ({type(exc).__name__}); use a GLB, OBJ or PLY file") from None
+    if len(getattr(mesh, "faces", [])) == 0:
+        raise UserError(f"mesh {path} has no faces; use a triangle mesh")
+    verts = _orient(np.asarray(mesh.vertices, np.float64), up, front)
+    center = (verts.max(0) + verts.min(0)) / 2
+    extent = np.linalg.norm(verts - center, axis=1).max() if np.isfinite(verts).all() else 0.0
+    if not extent > 1e-9 or not mesh.area > 1e-12:
+        raise UserError(f"mesh {path} is degenerate (no area, or non-finite vertices); use a mesh with a real surface")
+    verts = (verts - center) * (FIT_RADIUS / extent)
+    return trimesh.Trimesh(verts, mesh.faces, visual=mesh.visual, process=False)
+
+
+def load_mesh_object(entry: dict, base: Path) -> MeshObject:
+    _check_entry(entry)
     path = (base / entry["mesh"]).resolve()
     if not path.is_file():
-        raise UserError(f"mesh file {path} for '{entry['name']}' does not exist; fix its path in the catalogue YAML")
+        raise UserError(f"mesh file {clip(path)} for '{clip(entry['name'])}' does not exist; fix its path in the "
+                        f"catalogue YAML")
     colour = entry.get("colour", [0.75, 0.75, 0.75])
     up = str(entry.get("up", "y"))
     front = str(entry.get("front", "z" if up.lstrip("+-") != "z" else "-y"))  # z-up tools face -y
     digest = hashlib.sha1(path.read_bytes() + repr((colour, up, front, GRID, FIT_RADIUS)).encode()).hexdigest()[:12]
     cached = cache_dir() / "toy-meshes" / f"{digest}.pt"
-    if cached.exists():
-        data = torch.load(cached, weights_only=True)
-        sdf, albedo = data["sdf"], data["albedo"]
-    else:
-        try:
-            mesh = trimesh.load(path, force="mesh")
-        except Exception as exc:  # trimesh raises many types for unreadable files
-            raise UserError(f"cannot read mesh {path} ({type(exc).__name__}); use a GLB, OBJ or PLY file") from None
-        if len(getattr(mesh, "faces", [])) == 0:
-            raise UserError(f"mesh {path} has no faces; use a triangle mesh")
-        verts = _orient(np.asarray(mesh.vertices, np.float64), up, front)
-        center = (verts.max(0) + verts.min(0)) / 2
-        verts = (verts - center) * (FIT_RADIUS / np.linalg.norm(verts - center, axis=1).max())
-        mesh = trimesh.Trimesh(verts, mesh.faces, visual=mesh.visual, process=False)
-        sdf, albedo = _signed_distance_grid(mesh, colour)
-        write_with(cached, lambda p: torch.save({"sdf": sdf, "albedo": albedo}, p))
+    grids = _read_cached(cached)
+    if grids is None:
+        grids = _signed_distance_grid(_fitted_mesh(path, up, front), colour)
+        write_with(cached, lambda p: torch.save({"sdf": grids[0], "albedo": grids[1]}, p))
     aliases = [entry["name"].lower()] + [str(a).lower() for a in entry.get("aliases", [])]
-    return MeshObject(entry["name"].lower(), aliases, sdf, albedo, bool(entry.get("has_front", False)), digest)
+    return MeshObject(entry["name"].lower(), aliases, *grids, bool(entry.get("has_front", False)), digest)
 
 
 def load_catalogue_extension(path) -> list[MeshObject]:
@@ -135,9 +174,10 @@ def load_catalogue_extension(path) -> list[MeshObject]:
     if not path.is_file():
         raise UserError(f"catalogue file {path} does not exist; pass a YAML file with an 'objects:' list")
     try:
-        data = OmegaConf.to_container(OmegaConf.load(path))
-    except Exception:
-        raise UserError(f"catalogue file {path} is not valid YAML; fix the syntax") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"cannot read catalogue file {path}; pass a UTF-8 YAML file") from None
+    data = yamldata.loads(text, f"catalogue file {path}")
     entries = (data or {}).get("objects") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise UserError(f"catalogue file {path} needs a non-empty 'objects:' list")
@@ -156,7 +196,7 @@ def single_object_catalogue(mesh: str, prompt: str) -> Path:
     if not name:
         raise UserError('--object needs a prompt that names the object, e.g. dreamer generate "a ceramic vase" --object vase.glb')
     entry = {"objects": [{"name": name, "mesh": str(path)}]}
-    text = OmegaConf.to_yaml(OmegaConf.create(entry))
+    text = yamldata.dumps(entry)
     out = cache_dir() / "objects" / f"{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
     if not out.is_file():
         write_with(out, lambda tmp: tmp.write_text(text))

@@ -7,6 +7,7 @@ folder once a second for progress, the latest preview and, at the end, the expor
 import argparse
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,17 +29,30 @@ def job_config(prompt, prior, method, representation, steps, seed, guidance_scal
     prompt = (prompt or "").strip()
     if len(prompt) > MAX_PROMPT:
         raise UserError(f"the prompt has {len(prompt)} characters; keep it under {MAX_PROMPT}")
-    if not 1 <= int(steps) <= MAX_STEPS:
+    steps = _whole_number(steps, "steps")
+    if not 1 <= steps <= MAX_STEPS:
         raise UserError(f"steps must be between 1 and {MAX_STEPS}")
-    overrides = list(extra) + ([f"guidance.guidance_scale={float(guidance_scale)}"] if guidance_scale else [])
+    seed = _whole_number(seed, "seed")
     args = SimpleNamespace(prompt=prompt, method=method or None, representation=representation or None,
-                           prior=(prior or "toy").strip(), object=None, steps=int(steps), seed=int(seed),
-                           config=None, overrides=overrides)
+                           prior=(prior or "toy").strip(), object=None, steps=steps, seed=seed,
+                           config=None, overrides=list(extra))
     cfg, recipe = _generate_config(args)
+    if guidance_scale:  # 0: the recipe's; the schema's bounds apply as to any other value
+        from dreamer.config import build_config, to_dict
+        cfg = build_config(None, None, {**to_dict(cfg), "guidance": {**to_dict(cfg)["guidance"],
+                                                                     "guidance_scale": guidance_scale}})
     if max(cfg.camera.width + cfg.camera.height) > MAX_RENDER or cfg.export.resolution > 256:
         raise UserError(f"renders above {MAX_RENDER}² or exports above 256³ are for the CLI")
     validate(cfg)
     return cfg, recipe
+
+
+def _whole_number(value, name: str) -> int:
+    from dreamer.errors import UserError
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
+            value in (float("inf"), float("-inf")) or int(value) != value:
+        raise UserError(f"{name} must be a whole number, got {str(value)[:40]!r}")
+    return int(value)
 
 
 def build_app(root: Path, queue=None, overrides=()):
@@ -49,10 +63,11 @@ def build_app(root: Path, queue=None, overrides=()):
     from dreamer.guidance import METHODS
     from dreamer.runs import slugify
     from dreamer.toy.catalogue import Catalogue
-    from dreamer.ui.jobs import JobQueue, list_runs, obj_zip, run_progress
+    from dreamer.ui.jobs import JobQueue, list_runs, mark_stale_runs, obj_zip, run_progress
 
     queue = queue or JobQueue()
     root.mkdir(parents=True, exist_ok=True)
+    mark_stale_runs(root)  # runs of a server or worker that was killed
     form_inputs = []
 
     def recipe_yaml(*form):
@@ -167,14 +182,30 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every job")
     args = p.parse_args(argv)
     root = Path(args.out).resolve()
-    serve(build_app(root, overrides=args.overrides), root, args.host, args.port)
+    from dreamer.ui.jobs import JobQueue
+    queue = JobQueue()
+
+    def stop(signum, frame):  # SIGTERM/SIGHUP: no worker may outlive the server
+        queue.shutdown()
+        sys.exit(0)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        serve(build_app(root, queue=queue, overrides=args.overrides), root, args.host, args.port)
+    finally:
+        queue.shutdown()
     return 0
 
 
 def serve(app, root: Path, host: str = "127.0.0.1", port: int = 7860, **launch):
-    """Start the server; of the disk it serves only the run folders under root (and Gradio's own cache)."""
-    return app.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port,
-                                                         allowed_paths=[str(root)], show_error=True, **launch)
+    """Start the server; of the disk it serves only files inside run folders under root (as
+    downloads where a browser could run them) and Gradio's own cache."""
+    from starlette.middleware import Middleware
+
+    from dreamer.ui.serving import RunFilesOnly
+    return app.queue(default_concurrency_limit=8).launch(
+        server_name=host, server_port=port, allowed_paths=[str(root)], show_error=True,
+        app_kwargs={"middleware": [Middleware(RunFilesOnly, root=str(root))]}, **launch)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,20 @@ class JobQueue:
             elif self.current is job and self.process is not None:
                 job.status = "cancelled"
                 self.process.kill()
+                self.process.join(timeout=10)
+                mark_run(job.out, "cancelled", "cancelled from the web UI")
+
+    def shutdown(self) -> None:
+        """Stop the running worker and drop waiting jobs; the run folders say what happened."""
+        with self.lock:
+            for job_id in list(self.pending):
+                self.jobs[job_id].status = "cancelled"
+            self.pending.clear()
+            if self.current is not None and self.process is not None and self.process.is_alive():
+                self.current.status = "cancelled"
+                self.process.kill()
+                self.process.join(timeout=10)
+                mark_run(self.current.out, "interrupted", "the web UI stopped; dreamer resume continues it")
 
     def _loop(self) -> None:
         while True:
@@ -112,6 +126,46 @@ class JobQueue:
         else:
             job.status = "failed"
             job.error = error.read_text().strip() if error.is_file() else f"the worker stopped (exit code {exitcode})"
+            mark_run(job.out, "failed", job.error)
+
+
+def mark_run(out: Path, status: str, error: str) -> None:
+    """Set a run folder's status unless it already ended (a job that dies cannot say so itself)."""
+    from ..runs import RunDir
+    try:
+        run = RunDir.open(out)
+        if run.state().get("status") in ("created", "running", "trained"):
+            run.update_state(status=status, error=error)
+    except UserError:  # no run folder yet: the worker stopped before writing it
+        pass
+
+
+def mark_stale_runs(root: Path) -> list[Path]:
+    """Runs under root that say "created"/"running" but whose process is gone (a killed server or
+    worker) are marked "interrupted"; `dreamer resume` continues them."""
+    stale = []
+    for state_file in root.glob("*/run.json"):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("status") in ("created", "running", "trained") and not _alive(state.get("pid")):
+            mark_run(state_file.parent, "interrupted", "its process stopped; dreamer resume continues it")
+            stale.append(state_file.parent)
+    return stale
+
+
+def _alive(pid) -> bool:
+    import os
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def run_progress(out: Path) -> dict:
