@@ -297,7 +297,7 @@ class GeometryConfig:
     density_blob_std: Float(0, 100, above=True) = 0.5
     normal_type: Choice("finite_difference", "analytic") = "finite_difference"
     finite_difference_eps: Float(0, 1, above=True) = 0.01
-    isosurface_threshold: NumberOrAuto = "auto"  # density level of the exported surface
+    isosurface_threshold: Annotated[NumberOrAuto, Range(0, 1e6, above=True)] = "auto"  # density level of the exported surface
     color_channels: Int(3, 4) = 3  # 3: RGB albedo; 4: Stable Diffusion latents (needs prior.rgb_as_latents)
     color_activation: Choice("sigmoid", "none") = "sigmoid"  # sigmoid (RGB in [0, 1]) | none (latents are unbounded)
 
@@ -544,6 +544,8 @@ def _check_meta(meta, value, path) -> None:
         if value not in meta.options:
             raise UserError(f"unknown {path} '{clip(value)}'; choose one of: {', '.join(meta.options)}")
     elif isinstance(meta, Range):
+        if value == "auto":  # NumberOrAuto
+            return
         numbers = value if not isinstance(value, list) else knots(value)[1]  # a schedule's values
         if isinstance(value, list) and not all(math.isfinite(s) for s in knots(value)[0]):
             raise UserError(f"{path}: schedule steps must be finite, got {clip(repr(value))}")

@@ -272,12 +272,15 @@ def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
 def _train_and_finish(run: RunDir, cfg: ExperimentConfig, progress: bool) -> dict:
     """Train, evaluate, export; whatever stops it, run.json says so (failed with the error line,
     or interrupted), never "running"."""
+    stage = "training"
     try:
-        return finish(run, cfg, train(run, cfg, progress))
+        system = train(run, cfg, progress)
+        stage = "export"  # the checkpoint is complete: `dreamer export` can retry with other settings
+        return finish(run, cfg, system)
     except KeyboardInterrupt:
         run.update_state(status="interrupted")
         raise
     except BaseException as exc:
         extra = {"skipped_steps": exc.skipped_steps} if hasattr(exc, "skipped_steps") else {}
-        run.update_state(status="failed", error=first_line(exc), **extra)
+        run.update_state(status="failed", error=first_line(exc, 400), failed_in=stage, **extra)
         raise

@@ -128,7 +128,7 @@ def test_checkpoint_with_more_gaussians_loads_into_a_fresh_field():
 
 def test_bad_gaussian_settings_fail_with_one_line(tmp_path):
     cases = [(["geometry.gaussians.init=ply"], "needs geometry.gaussians.init_path"),
-             (["geometry.gaussians.sh_degree=5"], "sh_degree must be 0 to 3"),
+             (["geometry.gaussians.sh_degree=5"], "sh_degree must be at most 3"),
              (["geometry.gaussians.backend=vulkan"], "unknown geometry.gaussians.backend"),
              (["guidance.particles=2", "--method", "vsd"], "Gaussians train one particle")]
     for overrides, message in cases:

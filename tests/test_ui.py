@@ -70,7 +70,7 @@ def test_bad_input_is_refused_before_it_queues(ui):
 
 
 def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
-    """A prior folder that names a pipeline but holds no weights passes the up-front check and
+    """A prior folder that names a pipeline and has its part folders but no weights passes the up-front check and
     fails when the worker loads it, as a partial download would; a long job is cancelled while it
     runs; the job queued behind both still finishes."""
     client, _ = ui
@@ -81,6 +81,9 @@ def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
         "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "PNDMScheduler"]}))
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):  # configs, no weights
+        (broken / part).mkdir()
+        (broken / part / "config.json").write_text("{}")
     bad, _ = client.predict("a hamburger", str(broken), "sds", "nerf", 4, 0, 0, api_name="/generate")
     long_job, _ = client.predict("a toy car", "toy", "sds", "nerf", 5000, 0, 0, api_name="/generate")
     good, _ = client.predict("a snowman", "toy", "sds", "nerf", 3, 0, 0, api_name="/generate")
@@ -106,7 +109,67 @@ def test_only_run_folders_are_served(ui, tmp_path):
         response = httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={path}")
         assert response.status_code in (403, 404) and "not for the web" not in response.text
     run = next(p for p in root.iterdir() if (p / "model.glb").is_file())
-    assert httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={run / 'model.glb'}").status_code == 200
+    served = httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={run / 'model.glb'}")
+    assert served.status_code == 200 and served.content == (run / "model.glb").read_bytes()
+    (root / "notes.txt").write_text("top of --out, not in a run folder")  # only run folders are served
+    assert httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={root / 'notes.txt'}").status_code == 403
+    (run / "page.html").write_text("<script>alert(1)</script>")  # never as a page of this origin
+    page = httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={run / 'page.html'}")
+    assert page.headers["content-type"] == "application/octet-stream"
+    assert page.headers["content-disposition"].startswith("attachment")
+
+
+def test_stopping_the_server_stops_its_worker_and_user_text_stays_literal(tmp_path):
+    """`dreamer ui` as users start it, with a secret in its environment: a prompt that tries to
+    read it stays literal; SIGTERM to the server ends the running worker and marks its run."""
+    import signal
+    import subprocess
+    import sys
+
+    from gradio_client import Client
+
+    from conftest import ROOT
+    port = free_port()
+    env = {**os.environ, "SECRET_TOKEN": "hunter2"}
+    server = subprocess.Popen([sys.executable, "-m", "dreamer.cli", "ui", "--port", str(port), "--out",
+                               str(tmp_path), *TINY], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                assert time.time() < deadline and server.poll() is None
+                time.sleep(1)
+        job, message = client.predict("${oc.env:SECRET_TOKEN}", "toy", "sds", "nerf", 4, 0, 0, api_name="/generate")
+        assert not job and "${oc.env:SECRET_TOKEN}" in message and "hunter2" not in message
+        job, _ = client.predict("a rubber duck ${oc.env:SECRET_TOKEN}", "toy", "sds", "nerf", 5000, 0, 0,
+                                api_name="/generate")
+        while "steps" not in client.predict(job, api_name="/status")[0]:
+            assert time.time() < deadline + 180
+            time.sleep(0.5)
+        (run,) = [p for p in tmp_path.iterdir() if (p / "run.json").is_file()]
+        assert "hunter2" not in run.name and "a rubber duck ${oc.env:SECRET_TOKEN}" in (run / "config.yaml").read_text()
+        worker = json.loads((run / "run.json").read_text())["pid"]
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        server.kill()
+    deadline = time.time() + 20
+    while not _gone(worker):
+        assert time.time() < deadline, "the worker outlived the server"
+        time.sleep(0.2)
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" in f.read().lower()
+    except FileNotFoundError:
+        return True
 
 
 def test_in_a_real_browser_a_prompt_becomes_a_model_on_screen(ui):
