@@ -44,6 +44,17 @@ def test_empty_field_is_a_clear_error():
         extract_mesh(lambda p: torch.zeros(p.shape[0]), 1.0, 32, 10.0)
 
 
+def test_a_field_that_reaches_the_grid_edge_is_closed_there():
+    """A slab through the whole grid (and a uniform fog): the padded grid closes them at its edge."""
+    slab = extract_mesh(lambda p: 40.0 * (p[:, 1].abs() < 0.2).float(), 1.0, 32, 10.0)
+    assert slab.is_watertight and slab.volume > 0
+    voxel = 2 / 31
+    assert np.allclose(slab.bounds[:, [0, 2]], [[-1, -1], [1, 1]], atol=voxel)  # closed within a voxel of the edge
+    assert 4 * 0.4 < slab.volume < (2 + 2 * voxel) ** 2 * (0.4 + 2 * voxel)
+    fog = extract_mesh(lambda p: torch.full((p.shape[0],), 5.0), 1.0, 16, 1.0)
+    assert fog.is_watertight and 8.0 < fog.volume < (2 + 2 * 2 / 15) ** 3
+
+
 def test_texture_bake_samples_the_colour_field(ball_mesh):
     tm = ball_mesh
     assert len(tm.faces) <= 2000

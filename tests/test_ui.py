@@ -147,8 +147,8 @@ def test_stopping_the_server_stops_its_worker_and_user_text_stays_literal(tmp_pa
         assert not job and "${oc.env:SECRET_TOKEN}" in message and "hunter2" not in message
         job, _ = client.predict("a rubber duck ${oc.env:SECRET_TOKEN}", "toy", "sds", "nerf", 5000, 0, 0,
                                 api_name="/generate")
-        while "steps" not in client.predict(job, api_name="/status")[0]:
-            assert time.time() < deadline + 180
+        while not any(json.loads(p.read_text()).get("status") == "running" for p in tmp_path.glob("*/run.json")):
+            assert time.time() < deadline + 180, client.predict(job, api_name="/status")[0]
             time.sleep(0.5)
         (run,) = [p for p in tmp_path.iterdir() if (p / "run.json").is_file()]
         assert "hunter2" not in run.name and "a rubber duck ${oc.env:SECRET_TOKEN}" in (run / "config.yaml").read_text()

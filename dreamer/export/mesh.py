@@ -62,11 +62,10 @@ def extract_mesh(density_fn, radius: float, resolution: int, threshold) -> trime
     if grid.max() <= threshold:
         raise UserError(f"the density field never exceeds the isosurface threshold {threshold} "
                         f"(max {grid.max():.2f}); lower geometry.isosurface_threshold or train longer")
-    verts, faces = mcubes.marching_cubes(grid, threshold)
-    if len(faces) == 0:  # e.g. a uniform fog above the level everywhere: no crossing, no surface
-        raise UserError(f"the density field has no surface at the isosurface threshold {threshold:.3g} "
-                        f"(it is above it everywhere in the grid); train longer or raise geometry.isosurface_threshold")
-    verts = verts / (resolution - 1) * 2 * radius - radius
+    # A ring of empty voxels around the grid: the renderer sees nothing outside the ball, so a
+    # surface that reaches the grid's edge is closed there instead of left open (or missing).
+    verts, faces = mcubes.marching_cubes(np.pad(grid, 1), threshold)
+    verts = (verts - 1) / (resolution - 1) * 2 * radius - radius
     mesh = trimesh.Trimesh(verts, faces, process=True)
     if mesh.volume < 0:  # keep faces wound outward whatever the marching-cubes convention
         mesh.invert()
