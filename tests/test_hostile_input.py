@@ -309,3 +309,30 @@ def test_runs_of_dead_processes_are_marked_interrupted(tmp_path):
     assert sorted(p.name for p in mark_stale_runs(tmp_path)) == ["gone", "new"]
     status = {n: json.loads((tmp_path / n / "run.json").read_text())["status"] for n in ("gone", "new", "live", "done")}
     assert status == {"gone": "interrupted", "new": "interrupted", "live": "running", "done": "done"}
+
+
+def test_a_worker_ends_when_its_server_is_killed_9():
+    """No signal handler sees kill -9: the worker itself notices that its server is gone."""
+    import signal
+    import time
+    child = ("from dreamer.ui.jobs import _exit_with_parent; _exit_with_parent(); "
+             "import time; time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
+                               "print(p.pid, flush=True); time.sleep(120)"],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    time.sleep(2)  # the worker is up and watching
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 15
+    while Path(f"/proc/{worker}").exists() and "zombie" not in _status(worker):
+        assert time.time() < deadline, "the worker outlived its server"
+        time.sleep(0.2)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return "zombie"

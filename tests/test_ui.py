@@ -73,7 +73,7 @@ def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
     """A prior folder that names a pipeline and has its part folders but no weights passes the up-front check and
     fails when the worker loads it, as a partial download would; a long job is cancelled while it
     runs; the job queued behind both still finishes."""
-    client, _ = ui
+    client, root = ui
     broken = tmp_path / "partial-sd"
     broken.mkdir()
     (broken / "model_index.json").write_text(json.dumps({
@@ -98,6 +98,9 @@ def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
     client.predict(long_job, api_name="/cancel")
     assert "cancelled" in wait_until_finished(client, long_job)[0]
     assert "done" in wait_until_finished(client, good)[0]
+    status = {p.name.split("-2")[0]: json.loads((p / "run.json").read_text())["status"]
+              for p in root.iterdir() if (p / "run.json").is_file()}
+    assert status["a-hamburger"] == "failed" and status["a-toy-car"] == "cancelled"  # the folders say so too
 
 
 def test_only_run_folders_are_served(ui, tmp_path):
@@ -153,10 +156,12 @@ def test_stopping_the_server_stops_its_worker_and_user_text_stays_literal(tmp_pa
         (run,) = [p for p in tmp_path.iterdir() if (p / "run.json").is_file()]
         assert "hunter2" not in run.name and "a rubber duck ${oc.env:SECRET_TOKEN}" in (run / "config.yaml").read_text()
         worker = json.loads((run / "run.json").read_text())["pid"]
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     finally:
-        server.kill()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        finally:
+            server.kill()
     deadline = time.time() + 20
     while not _gone(worker):
         assert time.time() < deadline, "the worker outlived the server"

@@ -39,6 +39,7 @@ def run_job(config: dict, out: str) -> None:
     from ..atomic import write_text
     from ..config import build_config
     from ..pipeline import generate
+    _exit_with_parent()
     try:
         cfg = build_config(None, None, config)
         generate(cfg, out, progress=False)
@@ -48,6 +49,19 @@ def run_job(config: dict, out: str) -> None:
         write_text(Path(out) / "error.txt", f"{type(exc).__name__}: {first}\n" if not isinstance(exc, UserError)
                    else first + "\n")
         sys.exit(1)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the server that started it is gone, even after a kill -9 of the server
+    (which no signal handler sees): the run then says "running" until the next server marks it."""
+    import os
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="dreamer-parent-watch").start()
 
 
 class JobQueue:
