@@ -91,7 +91,9 @@ def test_a_failing_job_and_a_cancelled_one_leave_the_queue_moving(ui, tmp_path):
     text = wait_until_finished(client, bad)[0]
     assert "failed" in text and "Traceback" not in text and len(text) < 400
     deadline = time.time() + 300
-    while "steps" not in client.predict(long_job, api_name="/status")[0]:  # running, past start-up
+    def toy_car_running():  # the worker is past start-up: its run folder says "running"
+        return any(json.loads(p.read_text()).get("status") == "running" for p in root.glob("a-toy-car-*/run.json"))
+    while "steps" not in client.predict(long_job, api_name="/status")[0] or not toy_car_running():
         assert time.time() < deadline
         time.sleep(0.5)
     assert "position 1" in client.predict(good, api_name="/status")[0]
