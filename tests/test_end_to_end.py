@@ -127,9 +127,9 @@ def test_optimization_beats_the_initial_blob(tmp_path):
                        "export.turntable=false", "export.resolution=64")
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
-    start, end = iou(1), iou(600)
+    start, end = iou(1), iou(300)  # measured: 0.696 -> 0.811 at 300 steps, 0.830 at 600
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "mushroom-iou.json").write_text(json.dumps({"step_1": start, "step_600": end}))
+    (ARTIFACTS / "mushroom-iou.json").write_text(json.dumps({"step_1": start, "step_300": end}))
     assert end > start + 0.08
 
 
