@@ -158,15 +158,20 @@ def mark_stale_runs(root: Path) -> list[Path]:
     """Runs under root that say "created"/"running" but whose process is gone (a killed server or
     worker) are marked "interrupted"; `dreamer resume` continues them."""
     stale = []
+    for folder, state in run_states(root):
+        if state.get("status") in ("created", "running", "trained") and not _alive(state.get("pid")):
+            mark_run(folder, "interrupted", "its process stopped; dreamer resume continues it")
+            stale.append(folder)
+    return stale
+
+
+def run_states(root: Path):
+    """(folder, run.json contents) of each readable run folder under root."""
     for state_file in root.glob("*/run.json"):
         try:
-            state = json.loads(state_file.read_text())
+            yield state_file.parent, json.loads(state_file.read_text())
         except (OSError, ValueError):
             continue
-        if state.get("status") in ("created", "running", "trained") and not _alive(state.get("pid")):
-            mark_run(state_file.parent, "interrupted", "its process stopped; dreamer resume continues it")
-            stale.append(state_file.parent)
-    return stale
 
 
 def _alive(pid) -> bool:
@@ -215,13 +220,9 @@ def obj_zip(out: Path) -> Path | None:
 def list_runs(root: Path, limit: int = 50) -> list[list]:
     """Past runs under root, newest first: [folder, prompt, status, step, silhouette IoU]."""
     rows = []
-    for state_file in root.glob("*/run.json"):
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, ValueError):
-            continue
+    for folder, state in run_states(root):
         iou = (state.get("metrics") or {}).get("silhouette_iou_8views")
-        rows.append((state.get("created", 0), [state_file.parent.name, state.get("prompt", ""),
+        rows.append((state.get("created", 0), [folder.name, state.get("prompt", ""),
                                                state.get("status", ""), state.get("step", 0),
                                                "" if iou is None else f"{iou:.3f}"]))
     return [r for _, r in sorted(rows, key=lambda x: -x[0])[:limit]]
