@@ -1,15 +1,22 @@
-"""The `dreamer` command line."""
+"""The `dreamer` command line.
+
+Start-up: torch, Lightning and Gradio are imported inside the commands that need them, so bad
+input and `--help` answer before any of them loads.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
+from .atomic import write_text
+from .config import PriorConfig, build_config, from_dict
 from .errors import UserError
-from .yamldata import clip
-
-DEFAULT_RECIPE = "sds-nerf.yaml"
+from .priors.factory import check_prior
+from .recipes import DEFAULT_RECIPE, generate_config, recipe_path
+from .runs import RunDir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,66 +98,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _recipe_path(name: str | None) -> Path:
-    from .config import CONFIG_DIR
-    if name is None:
-        return CONFIG_DIR / DEFAULT_RECIPE
-    path = Path(name)
-    if not path.exists() and (CONFIG_DIR / name).exists():
-        return CONFIG_DIR / name
-    if not path.is_file():
-        raise UserError(f"config file {name} does not exist; pick one from {CONFIG_DIR}")
-    return path
-
-
-def _generate_config(args):
-    from .config import build_config, choices
-    if args.steps is not None and args.steps < 1:
-        raise UserError(f"steps must be a positive integer, got {args.steps}")
-    for flag, key in (("representation", "geometry.type"),):
-        value, options = getattr(args, flag), choices(key)
-        if value is not None and value not in options:
-            raise UserError(f"unknown {flag} '{clip(value)}'; choose one of: {', '.join(options)}")
-    values = {"prompt": args.prompt}
-    if args.method is not None:
-        values["guidance"] = {"method": args.method}
-    if args.representation is not None:
-        values["geometry"] = {"type": args.representation}
-    if args.prior is not None:
-        values["prior"] = {"name": args.prior}
-    if args.object is not None:
-        from .toy.user_objects import single_object_catalogue
-        values.setdefault("prior", {})["catalogue"] = str(single_object_catalogue(args.object, args.prompt))
-    if args.steps is not None:
-        values["trainer"] = {"max_steps": args.steps}
-    if args.seed is not None:
-        values["seed"] = args.seed
-    recipe = _recipe_path(args.config or _method_recipe(args.method, args.prior, args.representation))
-    return build_config(recipe, args.overrides, values), recipe
-
-
-# The published pairings, used when --prior names a real model and no --config is given: the toy
-# recipes' scales are tuned to the toy prior and would be wrong for Stable Diffusion.
-REAL_PRIOR_RECIPES = {"sds": "dreamfusion-sd21.yaml", "vsd": "prolificdreamer-sd21.yaml",
-                      "esd": "prolificdreamer-esd-sd21.yaml", "ism": "luciddreamer-sd21.yaml",
-                      "tsm": "dreamerxl-sdxl.yaml"}
-
-
-def _method_recipe(method: str | None, prior: str | None = None, representation: str | None = None) -> str | None:
-    """--method X without --config runs configs/X-<representation>.yaml, which carries X's defaults
-    (X-nerf.yaml with geometry.type switched when X has no recipe for that representation), or the
-    published recipe of X with a real prior when --prior names one."""
-    from .config import CONFIG_DIR
-    if prior not in (None, "toy") and (method or "sds") in REAL_PRIOR_RECIPES:
-        return REAL_PRIOR_RECIPES[method or "sds"]
-    if method is None and representation is None:
-        return None
-    for rep in (representation or "nerf", "nerf"):
-        if (CONFIG_DIR / f"{method or 'sds'}-{rep}.yaml").is_file():
-            return f"{method or 'sds'}-{rep}.yaml"
-    return None
-
-
 def _summary(run, result) -> None:
     out = sys.stdout
     state = run.state()
@@ -169,7 +116,7 @@ def _summary(run, result) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ui"]:  # the UI parses its own options (listed in `dreamer --help` by the stub below)
-        from .ui.app import main as ui_main
+        from .ui.app import main as ui_main  # start-up
         return ui_main(argv[1:])
     try:
         args, extra = _parser().parse_known_args(argv)
@@ -192,7 +139,7 @@ def _dispatch(args) -> int:
     if getattr(args, "out", None) == "":
         raise UserError("--out is empty; pass a folder path, or leave --out out for the default folder")
     if args.command == "list-prompts":
-        from .toy.catalogue import Catalogue
+        from .toy.catalogue import Catalogue  # start-up
         for obj in Catalogue.with_extension(args.catalogue).objects:
             front = " [distinct front]" if obj.has_front else ""
             print(f"{obj.name:14s} aliases: {', '.join(obj.aliases)}{front}")
@@ -202,22 +149,20 @@ def _dispatch(args) -> int:
     if args.command == "eval":
         return _eval(args)
     if args.command == "generate":
-        cfg, recipe = _generate_config(args)
-        from .priors.factory import check_prior
+        cfg, recipe = generate_config(args.prompt, args.method, args.representation, args.prior, args.object,
+                                      args.steps, args.seed, args.config, args.overrides)
         check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second
-        from . import pipeline
+        from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
     elif args.command == "run":
-        from . import pipeline
-        from .config import build_config
-        cfg = build_config(_recipe_path(args.config), args.overrides)
+        cfg = build_config(recipe_path(args.config), args.overrides)
+        from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, args.out)
     elif args.command == "resume":
-        from . import pipeline
+        from . import pipeline  # start-up
         run, result = pipeline.resume(args.run_dir)
     elif args.command == "export":
-        from . import pipeline
-        from .runs import RunDir
+        from . import pipeline  # start-up
         run = RunDir.open(args.run_dir)
         cfg = run.config()
         e = cfg.export  # command-line options override the run's own export settings
@@ -242,7 +187,7 @@ def _bench(args) -> int:
         return _bench_quality(args)
     if args.what == "splats":
         return _bench_splats(args)
-    from .bench import guidance
+    from .bench import guidance  # start-up
     from .guidance import METHODS
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
@@ -255,15 +200,12 @@ def _bench(args) -> int:
     text = guidance.table(rows, args.batch_size)
     print(text)
     if args.markdown:
-        from .atomic import write_text
         write_text(Path(args.markdown), text + "\n")
     return 0
 
 
 def _bench_quality(args) -> int:
-    import shlex
-
-    from .bench import quality
+    from .bench import quality  # start-up
     from .guidance import METHODS
     from .toy.catalogue import Catalogue
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else \
@@ -297,19 +239,18 @@ def _bench_splats(args) -> int:
         raise UserError("--gaussians and --sizes must be comma-separated integers, e.g. --gaussians 1000,10000") from None
     if min(counts) < 1 or min(sizes) < 8 or args.cameras < 1 or args.tile_size < 1:
         raise UserError("--gaussians, --cameras and --tile-size must be at least 1, --sizes at least 8")
-    from .bench import splats
+    from .bench import splats  # start-up
     rows = splats.run(counts, sizes, args.cameras, tile_size=args.tile_size,
                       say=lambda m: print(m, file=sys.stderr, flush=True))
     text = splats.table(rows, args.cameras, args.tile_size)
     print(text)
     if args.markdown:
-        from .atomic import write_text
         write_text(Path(args.markdown), text + "\n")
     return 0
 
 
 def _eval(args) -> int:
-    from .eval.evaluate import evaluate, table
+    from .evaluation import evaluate, table  # start-up
     if args.views < 1 or args.resolution < 16:
         raise UserError("--views must be at least 1 and --resolution at least 16")
     result = evaluate(args.run_dirs, args.views, args.resolution, say=lambda m: print(m, file=sys.stderr, flush=True))
@@ -318,22 +259,20 @@ def _eval(args) -> int:
 
 
 def _bench_prior(args) -> int:
-    from .config import PriorConfig
-    from .priors.factory import check_prior
-    check_prior(PriorConfig(device=args.device, dtype=args.dtype, resolution=args.image_size))
+    check_prior(from_dict(PriorConfig, {"device": args.device, "dtype": args.dtype, "resolution": args.image_size},
+                          "prior"))
     try:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
     except ValueError:
         raise UserError(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes}") from None
     if min(sizes) < 1 or args.steps < 1 or args.warmup < 0 or args.render_size < 8 or args.samples_per_ray < 1:
         raise UserError("--batch-sizes and --steps must be at least 1, --warmup at least 0, --render-size at least 8")
-    from .bench import prior
+    from .bench import prior  # start-up
     rows = prior.run(sizes, args.steps, args.warmup, args.image_size, args.render_size, args.samples_per_ray,
                      args.device, args.dtype, say=lambda m: print(m, file=sys.stderr, flush=True))
     text = prior.table(rows)
     print(text)
     if args.markdown:
-        from .atomic import write_text
         write_text(Path(args.markdown), text + "\n")
     return 0
 

@@ -1,23 +1,30 @@
 """The whole job: create a run folder, optimize, export, evaluate; and resume/export of old runs."""
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
+from systems.text_to_3d import TextTo3DSystem
+from systems.trainer import fit, make_trainer
+
 from . import budget, checkpoints
+from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
+from .cameras import orbit
 from .config import ExperimentConfig
 from .errors import UserError
-from .yamldata import clip, first_line
+from .eval.metrics import toy_silhouette_iou
+from .export.video import write_video
+from .export.writers import write_glb, write_obj
+from .guidance import FAKE_SCORE_METHODS
+from .priors.factory import build_prior, check_prior
+from .representations import representation_class
 from .runs import RunDir, check_output_dir, default_run_dir
-
+from .toy.catalogue import Catalogue, toy_object
+from .yamldata import first_line
 
 
 def say(msg: str) -> None:
@@ -26,23 +33,17 @@ def say(msg: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Every check that needs no heavy work, so bad input fails before anything is written."""
-    from .guidance import FAKE_SCORE_METHODS, METHODS
-    from .priors.factory import check_prior
     if not cfg.prompt.strip():
         raise UserError('the prompt is empty; describe the object, e.g. dreamer generate "a rubber duck" '
                         '(dreamer list-prompts shows what the toy prior knows)')
-    if cfg.guidance.method not in METHODS:
-        raise UserError(f"unknown method '{clip(cfg.guidance.method)}'; choose one of: {', '.join(METHODS)}")
     if cfg.guidance.particles > 1 and cfg.guidance.method not in FAKE_SCORE_METHODS:
         raise UserError(f"guidance.particles={cfg.guidance.particles} needs a method with a fake score "
                         f"({', '.join(FAKE_SCORE_METHODS)}), not {cfg.guidance.method}; set guidance.particles=1")
-    if cfg.geometry.type == "gaussians":
-        validate_gaussians(cfg)
+    representation_class(cfg.geometry.type).validate(cfg)
     validate_export(cfg.export)
     budget.check_run(cfg)
     validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
-        from .toy.catalogue import Catalogue
         catalogue = Catalogue.with_extension(cfg.prior.catalogue)
         catalogue.resolve(cfg.prompt)
         if cfg.guidance.negative_prompt.strip():  # the toy prior embeds it like a prompt
@@ -73,19 +74,6 @@ def validate_colours(cfg: ExperimentConfig, source) -> None:
                         f"{g.color_channels} colour channels; give {g.color_channels}")
 
 
-def validate_gaussians(cfg: ExperimentConfig) -> None:
-    g = cfg.geometry.gaussians
-    if g.init in ("nerf", "ply"):
-        want = "a finished NeRF run folder" if g.init == "nerf" else "a 3DGS .ply file"
-        if not g.init_path or not Path(g.init_path).exists():
-            raise UserError(f"geometry.gaussians.init={g.init} needs geometry.gaussians.init_path: {want} "
-                            f"({g.init_path or 'not set'} does not exist)")
-    if cfg.guidance.particles != 1:
-        raise UserError("Gaussians train one particle; set guidance.particles=1 or use --representation nerf")
-    if cfg.geometry.color_channels != 3:
-        raise UserError("Gaussians carry RGB colours; prior.rgb_as_latents needs --representation nerf")
-
-
 def validate_export(e) -> None:
     """Export settings, checked for new runs and for `dreamer export` alike."""
     for fmt in e.formats:
@@ -98,54 +86,27 @@ def validate_export(e) -> None:
     budget.check_export(e)
 
 
-def _quiet_lightning():
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*IterableDataset.*")
-    warnings.filterwarnings("ignore", ".*litlogger.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # a frozen UNet copy (LoRA fake score)
-    os.environ.setdefault("LITLOGGER_DISABLE", "1")
-
-
-def _trainer(cfg: ExperimentConfig, run: RunDir, progress: bool):
-    import pytorch_lightning as pl
-
-    from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
-    _quiet_lightning()
+def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool) -> list:
     # Order matters: metrics are flushed before the checkpoint that they must agree with.
-    callbacks = [Progress(cfg.trainer.max_steps, disable=not progress),
-                 ProgressFile(run, cfg.trainer.max_steps),
-                 Previews(run, cfg.trainer.val_every),
-                 MetricsCSV(run, cfg.trainer.checkpoint_every),
-                 AtomicCheckpoint(run, cfg.trainer.checkpoint_every, cfg.trainer.keep_checkpoint_every)]
-    return pl.Trainer(max_steps=cfg.trainer.max_steps, accelerator="auto", devices=1, logger=False,
-                      callbacks=callbacks, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        limit_val_batches=0, log_every_n_steps=10, deterministic=False)
+    t = cfg.trainer
+    return [Progress(t.max_steps, disable=not progress), ProgressFile(run, t.max_steps), Previews(run, t.val_every),
+            MetricsCSV(run, t.checkpoint_every), AtomicCheckpoint(run, t.checkpoint_every, t.keep_checkpoint_every)]
 
 
-def build_system(cfg: ExperimentConfig):
-    from systems.text_to_3d import TextTo3DSystem
-
-    from .priors.factory import build_prior
-    prior = build_prior(cfg.prior, progress=say)
-    return TextTo3DSystem(cfg, prior)
+def build_system(cfg: ExperimentConfig) -> TextTo3DSystem:
+    return TextTo3DSystem(cfg, build_prior(cfg.prior, progress=say))
 
 
 def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
-    from systems.text_to_3d import steps_per_epoch_forever
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     system = build_system(cfg)
-    trainer = _trainer(cfg, run, progress)
+    trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress))
     ckpt = run.checkpoint if run.checkpoint.is_file() else None
     started = time.time()
     run.update_state(status="running")
-    with contextlib.redirect_stdout(io.StringIO()):  # Lightning's banner lines; our output is stderr
-        trainer.fit(system, train_dataloaders=steps_per_epoch_forever(), ckpt_path=ckpt, weights_only=True)
+    fit(trainer, system, ckpt)
     if trainer.interrupted:  # Lightning swallows Ctrl+C; the run is not finished, so do not export
         raise KeyboardInterrupt
     seconds = time.time() - started
@@ -155,12 +116,11 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
 
 
 def load_system(run: RunDir, cfg: ExperimentConfig):
-    """Geometry and background from the last checkpoint (no prior needed)."""
-    from systems.text_to_3d import TextTo3DSystem
+    """Representations and background from the last checkpoint (no prior needed)."""
     if not run.checkpoint.is_file():
         raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
     state = checkpoints.load(run.checkpoint)
-    system = TextTo3DSystem(cfg, prior=None)
+    system = TextTo3DSystem(cfg, prior=None, restore=True)
     # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
     weights = {k: v for k, v in state["state_dict"].items() if not k.startswith("guidance.")}
     try:
@@ -172,26 +132,20 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
 
 
 def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
-    """Mesh, texture and turntable as cfg.export asks."""
-    from .export.mesh import textured_mesh_from_field
-    from .export.writers import write_glb, write_obj
-    e, g = cfg.export, cfg.geometry
+    """Mesh, texture, the representation's own files and the turntable, as cfg.export asks."""
+    e = cfg.export
     written, tm = [], None
     started = time.time()
-    for k, (field, _) in enumerate(system.particles()):
+    for k, rep in enumerate(system.particles):
         folder = run.path if k == 0 else run.path / "particles" / str(k)  # particle 0 is the asset
         folder.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
-            mesh = textured_mesh_from_field(field.density, field.display_albedo, g.radius, e.resolution,
-                                            g.isosurface_threshold, e.faces, e.texture_size)
+            mesh = rep.to_mesh(e)
         if "glb" in e.formats:
             written.append(write_glb(mesh, folder / "model.glb"))
         if "obj" in e.formats:
             written += write_obj(mesh, folder / "model.obj")
-        if "ply" in e.formats and g.type == "gaussians":  # a NeRF has no splats to write
-            from .geometry.gaussians import write_splats_ply
-            write_splats_ply(field, folder / "splats.ply")
-            written.append(folder / "splats.ply")
+        written += rep.export_extras(folder, e.formats)
         tm = tm if k else mesh
     if e.turntable:
         written.append(write_turntable(run, cfg, system))
@@ -201,8 +155,6 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
 
 
 def write_turntable(run: RunDir, cfg: ExperimentConfig, system) -> Path:
-    from .cameras import orbit
-    from .export.video import write_video
     c, e = cfg.camera, cfg.export
     cams = orbit(e.turntable_frames, c.eval_elevation, c.eval_distance, c.eval_fovy, c.eval_resolution)
     rgb = system.render_views(cams)["rgb"]
@@ -212,14 +164,12 @@ def write_turntable(run: RunDir, cfg: ExperimentConfig, system) -> Path:
 
 def evaluate_toy(run: RunDir, cfg: ExperimentConfig, system) -> dict:
     """Silhouette IoU against the toy ground truth at 8 held-out views (toy prompts only)."""
-    from .eval.evaluate import toy_object
-    from .eval.metrics import toy_silhouette_iou
     if cfg.prior.name != "toy":
         return {}
-    truth = toy_object(cfg)
+    truth = toy_object(cfg.prior, cfg.prompt)
 
     ious = []
-    for k in range(len(system.particles())):
+    for k in range(len(system.particles)):
         def opacity(cams, k=k):
             return system.render_views(cams, mode="albedo", particle=k)["opacity"][..., 0]
         ious.append(toy_silhouette_iou(opacity, truth, cfg.camera))

@@ -1,7 +1,9 @@
 """The per-prompt optimization loop: render, distil the prior's score, regularize, step.
 
-Manual optimization, because guidance methods own their gradient (the injection loss) and a step
-with non-finite gradients must be skipped rather than applied.
+The loop sees the 3D asset only through the representation contract (dreamer.representations):
+it never asks which representation it is training. Manual optimization, because guidance methods
+own their gradient (the injection loss) and a step with non-finite gradients must be skipped
+rather than applied.
 """
 from __future__ import annotations
 
@@ -13,12 +15,11 @@ from dreamer.errors import UserError
 from dreamer.geometry.nerf import to_display_rgb
 from dreamer.guidance import build_guidance
 from dreamer.prompts import PromptProcessor
+from dreamer.representations import make_representation
+from dreamer.representations.stored import PREFIX, particle_extras, upgrade_state_dict
 from dreamer.schedule import evaluate
 from renderers.background import Background
 from renderers.volume import ShadingSpec
-
-from .densify import Densifier
-from .representation import GAUSSIAN_KEYS, make_representation
 
 
 class DivergedError(UserError):
@@ -30,17 +31,16 @@ class DivergedError(UserError):
 
 
 class TextTo3DSystem(pl.LightningModule):
-    def __init__(self, cfg, prior=None):
+    def __init__(self, cfg, prior=None, restore: bool = False):
+        """`restore`: a checkpoint will fill the representations (they read no previous run)."""
         super().__init__()
         self.cfg = cfg
         self.automatic_optimization = False
-        self.field, self.renderer = make_representation(cfg)
-        # VSD/ESD particles beyond the first: each its own field (and occupancy), one shared fake score
-        self.more_particles = torch.nn.ModuleList(
-            torch.nn.ModuleDict(dict(zip(("field", "renderer"), make_representation(cfg, particle=k))))
-            for k in range(1, cfg.guidance.particles))
-        self.densifier = Densifier(cfg) if cfg.geometry.type == "gaussians" else None
-        self.background = Background(cfg.background, cfg.geometry.color_channels, cfg.geometry.color_activation)
+        # One representation per VSD/ESD particle (one otherwise), sharing one fake score;
+        # particle 0 is the asset exported as model.glb.
+        particles = [make_representation(cfg, k, restore) for k in range(cfg.guidance.particles)]
+        setattr(self, PREFIX, torch.nn.ModuleList(particles))
+        self.background = Background(cfg.background, self.representation.color_channels, cfg.geometry.color_activation)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
         # The guidance is a submodule so a fake score's weights are checkpointed with the asset.
@@ -49,17 +49,20 @@ class TextTo3DSystem(pl.LightningModule):
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_stats: dict = {}
+        self._register_load_state_dict_pre_hook(_upgrade_checkpoint)
+
+    @property
+    def representation(self):
+        """Particle 0: the asset."""
+        return self.particles[0]
 
     # -- parameters ------------------------------------------------------------------------------
 
-    def particles(self) -> list[tuple]:
-        """(field, renderer) per particle; particle 0 is the one exported as model.glb."""
-        return [(self.field, self.renderer)] + [(p["field"], p["renderer"]) for p in self.more_particles]
-
     def _groups(self) -> dict:
+        """Parameter groups of the shared Adam, by name (the learning rate is optimizer.lr_<name>)."""
         groups: dict = {}
-        for field, _ in self.particles():
-            for name, params in field.parameter_groups().items():
+        for rep in self.particles:
+            for name, params in rep.parameter_groups().items():
                 groups.setdefault(name, []).extend(params)
         groups["background"] = list(self.background.parameters())
         if self.guidance is not None:
@@ -70,26 +73,26 @@ class TextTo3DSystem(pl.LightningModule):
         return float(evaluate(getattr(self.cfg.optimizer, f"lr_{name}"), step))
 
     def configure_optimizers(self):
-        """One Adam for everything; with Gaussians, one Adam per Gaussian parameter (after it),
-        because densification resizes each of them with its optimizer state."""
+        """One Adam for the shared groups, then one per separate group (a representation that resizes
+        those parameters, such as densifying Gaussians, edits each with its own state)."""
         c = self.cfg.optimizer
         adam = lambda groups: torch.optim.Adam(groups, betas=tuple(c.betas), eps=c.eps)  # noqa: E731
-        groups = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()
-                  if self.densifier is None or n not in GAUSSIAN_KEYS]
-        optimizers = [adam(groups)] if groups else []
-        if self.densifier is not None:
-            optimizers += [adam([{"params": [self.field.splats[k]], "lr": self._lr(k, 0), "name": k}])
-                           for k in GAUSSIAN_KEYS]
+        shared = [{"params": p, "lr": self._lr(n, 0), "name": n} for n, p in self._groups().items()]
+        optimizers = [adam(shared)] if shared else []
+        for rep in self.particles:
+            optimizers += [adam([{"params": p, "lr": self._lr(n, 0), "name": n}])
+                           for n, p in rep.separate_parameter_groups().items()]
         return optimizers if len(optimizers) > 1 else optimizers[0]
 
     def _optimizer_list(self) -> list:
         opts = self.optimizers()
         return list(opts) if isinstance(opts, (list, tuple)) else [opts]
 
-    def gaussian_optimizers(self) -> dict:
-        """The raw per-key optimizers gsplat's strategy edits."""
+    def _separate_optimizers(self, rep) -> dict:
+        """The raw Adams of a representation's separate groups, by group name."""
+        names = set(rep.separate_parameter_groups())
         raw = [o.optimizer for o in self._optimizer_list()]
-        return {o.param_groups[0]["name"]: o for o in raw if o.param_groups[0]["name"] in GAUSSIAN_KEYS}
+        return {o.param_groups[0]["name"]: o for o in raw if o.param_groups[0]["name"] in names}
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -102,8 +105,7 @@ class TextTo3DSystem(pl.LightningModule):
 
     def render(self, cams, shading, randomized=False, generator=None, bg_color=None) -> list[dict]:
         """One render per particle, in particle order."""
-        return [renderer(field, self.background, cams, shading, randomized, generator, bg_color)
-                for field, renderer in self.particles()]
+        return [rep.render(self.background, cams, shading, randomized, generator, bg_color) for rep in self.particles]
 
     def training_step(self, batch, batch_idx):
         step, c = self.global_step, self.cfg
@@ -113,8 +115,8 @@ class TextTo3DSystem(pl.LightningModule):
         for opt in opts:
             for group in opt.param_groups:
                 group["lr"] = self._lr(group["name"], step)
-        for field, renderer in self.particles():
-            renderer.update_occupancy(field, step, g)
+        for rep in self.particles:
+            rep.prepare_step(step, g)
 
         cams = self.sampler.sample(step)
         bg_color = torch.rand(c.geometry.color_channels, generator=g) if torch.rand(1, generator=g).item() < c.background.random_aug_prob else None
@@ -127,12 +129,12 @@ class TextTo3DSystem(pl.LightningModule):
         loss = evaluate(c.loss.lambda_guidance, step) * terms["loss_guidance"]
         if "loss_fake_score" in terms:
             loss = loss + evaluate(c.loss.lambda_fake_score, step) * terms["loss_fake_score"]
-        loss = loss + sum(self.regularizers(o, step) for o in outs)
+        loss = loss + sum(rep.regularizers(o, step) for rep, o in zip(self.particles, outs))
 
         for opt in opts:
             opt.zero_grad(set_to_none=True)
-        if self.densifier is not None:
-            self.densifier.before_backward(outs[0]["meta"])
+        for rep, o in zip(self.particles, outs):
+            rep.before_backward(o)
         # A step is good only if the guidance's g, the loss and every gradient are finite. A loss
         # without a graph (nothing left to render) has no gradient to apply: also a bad step.
         finite = bool(terms["finite"]) and bool(torch.isfinite(loss)) and loss.requires_grad
@@ -161,30 +163,16 @@ class TextTo3DSystem(pl.LightningModule):
         if finite and not self._params_finite():
             raise DivergedError(f"training diverged: the parameters became NaN/Inf at step {step}; lower the "
                                 f"learning rates and resume from the last checkpoint", self.skipped_steps)
-        if self.densifier is not None and finite:
-            self.densifier.after_step(self.field, self.gaussian_optimizers(), step, outs[0]["meta"])
+        if finite:
+            for rep, o in zip(self.particles, outs):
+                rep.after_step(step, o, self._separate_optimizers(rep))
         self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
                            "grad_norm": float(terms["grad_norm"]) if finite else float("nan"), "nfe": float(terms["nfe"]),
                            "skipped": self.skipped_steps}
         if "loss_fake_score" in terms:
             self.last_stats["loss_fake_score"] = float(terms["loss_fake_score"].detach())
-        if self.densifier is not None:
-            self.last_stats["gaussians"] = self.field.count
+        self.last_stats.update(self.representation.step_stats())
         return loss.detach()
-
-    def regularizers(self, out, step) -> torch.Tensor:
-        c, total = self.cfg.loss, torch.zeros(())
-        opacity = out["opacity"].clamp(1e-5, 1 - 1e-5)
-        lam = evaluate(c.lambda_sparsity, step)
-        if lam:
-            total = total + lam * (opacity ** 2 + 0.01).sqrt().mean()
-        lam = evaluate(c.lambda_opaque, step)
-        if lam:
-            total = total - lam * (opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
-        lam = evaluate(c.lambda_orient, step)
-        if lam and out["orient"].numel():
-            total = total + lam * out["orient"].mean()
-        return total
 
     def _grads_finite(self) -> bool:
         return all(torch.isfinite(p.grad).all() for p in self.parameters() if p.grad is not None)
@@ -195,16 +183,15 @@ class TextTo3DSystem(pl.LightningModule):
     # -- checkpoint extras -------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["dreamer"] = {"skipped_steps": self.skipped_steps, "bad_steps": self.bad_steps}
-        if self.densifier is not None:
-            checkpoint["dreamer"]["densify_state"] = self.densifier.state
+        checkpoint["dreamer"] = {"skipped_steps": self.skipped_steps, "bad_steps": self.bad_steps,
+                                 "particles": [rep.checkpoint_extras() for rep in self.particles]}
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("dreamer", {})
         self.skipped_steps = extra.get("skipped_steps", 0)
         self.bad_steps = extra.get("bad_steps", 0)
-        if self.densifier is not None and "densify_state" in extra:
-            self.densifier.state = extra["densify_state"]
+        for rep, extras in zip(self.particles, particle_extras(extra)):
+            rep.load_checkpoint_extras(extras)
 
     # -- queries used by export and evaluation --------------------------------------------------------
 
@@ -213,24 +200,17 @@ class TextTo3DSystem(pl.LightningModule):
         """Renders for people (previews, turntable, evaluation): latent colours shown as RGB.
         `bg_color` replaces the learned background (evaluation composites on the truth's white)."""
         m = self.cfg.material
-        field, renderer = self.particles()[particle]
-        if field.color_channels != 3:
+        rep = self.particles[particle]
+        if rep.color_channels != 3:
             mode = "albedo"  # latents are not lit
-        out = renderer.render_chunked(field, self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light),
-                                      bg_color)
+        out = rep.render_chunked(self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light), bg_color)
         out["rgb"] = to_display_rgb(out["rgb"])
         return out
 
 
-def steps_per_epoch_forever():
-    """Lightning needs a dataloader; the real data (cameras) come from the sampler by step."""
-    return torch.utils.data.DataLoader(_Forever(), batch_size=None)
-
-
-class _Forever(torch.utils.data.IterableDataset):
-    def __iter__(self):
-        i = 0
-        while True:
-            yield i
-            i += 1
-
+def _upgrade_checkpoint(state_dict, prefix, *args):
+    """Checkpoints of dreamer 0.1.0 (field.*, more_particles.*) load into today's layout."""
+    upgraded = upgrade_state_dict(state_dict)
+    if upgraded is not state_dict:
+        state_dict.clear()
+        state_dict.update(upgraded)

@@ -220,19 +220,14 @@ def test_bad_prior_options_fail_up_front():
 
 
 def _steps(cfg, prior, steps=2):
-    import pytorch_lightning as pl
-
-    from dreamer.pipeline import _quiet_lightning
-    from systems.text_to_3d import TextTo3DSystem, steps_per_epoch_forever
+    from systems.text_to_3d import TextTo3DSystem
+    from systems.trainer import fit, make_trainer
     torch.manual_seed(0)
     system = TextTo3DSystem(cfg, prior)
-    before = {k: v.clone() for k, v in system.field.state_dict().items()}
-    _quiet_lightning()
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(system, train_dataloaders=steps_per_epoch_forever())
+    before = {k: v.clone() for k, v in system.representation.field.state_dict().items()}
+    fit(make_trainer(steps), system)
     assert math.isfinite(system.last_stats["loss"]) and system.skipped_steps == 0
-    assert any(not torch.equal(v, system.field.state_dict()[k]) for k, v in before.items())
+    assert any(not torch.equal(v, system.representation.field.state_dict()[k]) for k, v in before.items())
     return system
 
 

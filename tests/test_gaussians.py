@@ -224,11 +224,9 @@ def test_init_from_a_nerf_run_puts_points_inside_it(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = build_config(values={"geometry": {"type": "gaussians", "gaussians": {
         "init": "nerf", "init_path": str(nerf), "num_points": 2000}}})
-    field = GaussianField(cfg.geometry)
-    from dreamer.pipeline import load_system
-    from dreamer.runs import RunDir
-    run = RunDir.open(nerf)
-    nerf_field = load_system(run, run.config()).field
+    from dreamer.representations import load_representation, make_representation
+    field = make_representation(cfg).field  # the chain of stages: Gaussians created from the NeRF run
+    nerf_field = load_representation(str(nerf)).field
     with torch.no_grad():
         inside = nerf_field.density(field.splats["means"])
         anywhere = nerf_field.density(2 * torch.rand(2000, 3) - 1)

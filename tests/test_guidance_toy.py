@@ -73,24 +73,19 @@ def test_toy_fake_score_starts_at_the_prior_and_learns_the_renders(small_prior):
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_steps_the_optimization_loop(method, small_prior):
-    import pytorch_lightning as pl
-
-    from dreamer.pipeline import _quiet_lightning
-    from systems.text_to_3d import TextTo3DSystem, steps_per_epoch_forever
+    from systems.text_to_3d import TextTo3DSystem
+    from systems.trainer import fit, make_trainer
     cfg = build_config(CONFIG_DIR / f"{method}-nerf.yaml", values={
         "prompt": "a rubber duck", "camera": {"width": [32], "height": [32], "batch_size": 2},
         "renderer": {"num_samples_per_ray": 32}, "trainer": {"max_steps": 3}})
     assert cfg.guidance.method == method
     torch.manual_seed(0)
     system = TextTo3DSystem(cfg, small_prior)
-    before = {k: v.clone() for k, v in system.field.state_dict().items()}
-    _quiet_lightning()
-    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(system, train_dataloaders=steps_per_epoch_forever())
+    before = {k: v.clone() for k, v in system.representation.field.state_dict().items()}
+    fit(make_trainer(3), system)
     stats = system.last_stats
     assert math.isfinite(stats["loss"]) and stats["nfe"] >= 2 and system.skipped_steps == 0
-    changed = any(not torch.equal(v, system.field.state_dict()[k]) for k, v in before.items())
+    changed = any(not torch.equal(v, system.representation.field.state_dict()[k]) for k, v in before.items())
     assert changed
     if method in ("vsd", "esd", "dsd"):
         assert any(k.startswith("guidance.fake.") for k in system.state_dict())

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from dreamer.eval.evaluate import run_renderer
+from dreamer.evaluation import run_renderer
 from dreamer.eval.metrics import heldout_cameras
 from dreamer.pipeline import load_system
 from dreamer.runs import RunDir

@@ -10,18 +10,17 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytorch_lightning as pl
 import torch
 
+from systems.text_to_3d import TextTo3DSystem
+from systems.trainer import fit, make_trainer
+
 from ..config import CONFIG_DIR, build_config
+from ..priors.factory import build_prior
 
 
 def _timed_steps(cfg, prior, steps: int, warmup: int) -> dict:
-    import pytorch_lightning as pl
-
-    from systems.text_to_3d import TextTo3DSystem, steps_per_epoch_forever
-
-    from ..pipeline import _quiet_lightning
-
     class Clock(pl.Callback):
         def __init__(self):
             self.times, self.nfe, self.start = [], [], None
@@ -34,19 +33,14 @@ def _timed_steps(cfg, prior, steps: int, warmup: int) -> dict:
                 self.times.append(time.perf_counter() - self.start)
                 self.nfe.append(module.last_stats["nfe"])
 
-    _quiet_lightning()
     clock = Clock()
     torch.manual_seed(cfg.seed)
-    trainer = pl.Trainer(max_steps=warmup + steps, accelerator="auto", devices=1, logger=False,
-                         callbacks=[clock], enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(TextTo3DSystem(cfg, prior), train_dataloaders=steps_per_epoch_forever())
+    fit(make_trainer(warmup + steps, [clock]), TextTo3DSystem(cfg, prior))
     return {"seconds_per_step": statistics.median(clock.times), "nfe_per_sample": statistics.mean(clock.nfe)}
 
 
 def run(methods: list[str], steps: int = 20, warmup: int = 3, prompt: str = "a rubber duck",
         batch_size: int = 1, say=print) -> list[dict]:
-    from ..priors.factory import build_prior
     rows, prior = [], None
     for method in methods:
         cfg = build_config(CONFIG_DIR / f"{method}-nerf.yaml", values={

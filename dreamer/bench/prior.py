@@ -16,10 +16,15 @@ import json
 import statistics
 import time
 
+import pytorch_lightning as pl
 import torch
 
-from ..config import CONFIG_DIR, build_config
-from ..priors.diffusers_prior import DiffusersPrior
+from systems.text_to_3d import TextTo3DSystem
+from systems.trainer import fit, make_trainer
+
+from ..config import CONFIG_DIR, PriorConfig, build_config
+from ..priors.diffusers_prior import DiffusersPrior, _quiet_loaders
+from ..priors.loading import apply_gpu_options, pick_device, pick_dtype
 
 MODEL_DIR = CONFIG_DIR / "models" / "sd21-base"
 
@@ -55,10 +60,6 @@ class UNetClock:
 def build_random_prior(model_dir=MODEL_DIR, device: str = "auto", dtype: str = "auto", image_size: int = 0,
                        prior_overrides: dict | None = None) -> RandomTextPrior:
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-
-    from ..config import PriorConfig
-    from ..priors.diffusers_prior import _quiet_loaders
-    from ..priors.loading import apply_gpu_options, pick_device, pick_dtype
     _quiet_loaders()
     cfg = PriorConfig(name="random-weights", device=device, dtype=dtype, resolution=image_size,
                       embedding_cache=False, **(prior_overrides or {}))
@@ -88,11 +89,6 @@ def unet_alone(prior: RandomTextPrior, calls: list, repeats: int) -> float:
 def run(batch_sizes=(1, 4), steps: int = 10, warmup: int = 3, image_size: int = 0, render_size: int = 64,
         samples_per_ray: int = 512, device: str = "auto", dtype: str = "auto", model_dir=MODEL_DIR,
         say=print) -> list[dict]:
-    import pytorch_lightning as pl
-
-    from systems.text_to_3d import TextTo3DSystem, steps_per_epoch_forever
-
-    from ..pipeline import _quiet_lightning
     prior = build_random_prior(model_dir, device, dtype, image_size)
     say(f"prior: SD 2.1-base architecture, random weights, {prior.unet_dtype}, {prior.device}, "
         f"{prior.image_resolution}px images -> {prior.resolution}x{prior.resolution} latents")
@@ -119,12 +115,8 @@ def run(batch_sizes=(1, 4), steps: int = 10, warmup: int = 3, image_size: int = 
                 if trainer.global_step > warmup:
                     self.per_step.append((time.perf_counter() - self.start, clock.seconds, list(clock.calls)))
 
-        _quiet_lightning()
         torch.manual_seed(0)
-        trainer = pl.Trainer(max_steps=warmup + steps, accelerator="auto", devices=1, logger=False,
-                             callbacks=[Clock()], enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-        trainer.fit(TextTo3DSystem(cfg, prior), train_dataloaders=steps_per_epoch_forever())
+        fit(make_trainer(warmup + steps, [Clock()]), TextTo3DSystem(cfg, prior))
         step = statistics.median(s for s, _, _ in per_step)
         in_step = statistics.median(u for _, u, _ in per_step)
         alone = unet_alone(prior, per_step[-1][2], repeats=min(5, steps))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes, write_text
 from ..errors import UserError
+from ..evaluation import evaluate
 from ..runs import slugify
 
 METRICS = [("silhouette_iou", "IoU", ".3f"), ("psnr", "PSNR (dB)", ".2f"), ("chamfer", "Chamfer", ".4f"),
@@ -81,7 +82,6 @@ def _run_all(jobs_list, jobs: int, say) -> list[str]:
 def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, steps: int | None = None,
         jobs: int = 1, overrides: list[str] | None = None, views: int = 16, command: str = "",
         say=print) -> dict:
-    from ..eval.evaluate import evaluate
     overrides = list(overrides or [])
     if jobs > 1:
         overrides.append("threads=1")  # parallel runs on few cores: one thread each avoids oversubscription

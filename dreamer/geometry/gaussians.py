@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_bytes
 from ..errors import UserError
 
 SH_C0 = 0.28209479177387814  # Y00: colour = 0.5 + SH_C0 * sh0
@@ -47,12 +48,15 @@ def mean_neighbour_distance(points: torch.Tensor, k: int = 3, chunk: int = 4096)
 class GaussianField(nn.Module):
     color_channels = 3
 
-    def __init__(self, cfg, seed: int = 0):
+    def __init__(self, cfg, seed: int = 0, start: tuple | None = None):
+        """`start`: (points, colours) to place the Gaussians at (a previous stage's solid), instead
+        of geometry.gaussians.init."""
         super().__init__()
         self.cfg = cfg.gaussians
         self.radius = cfg.radius
         self.sh_degree = self.cfg.sh_degree
-        self.splats = nn.ParameterDict({k: nn.Parameter(v) for k, v in self._initial(seed).items()})
+        initial = self.from_points(*start, self.cfg.init_opacity) if start is not None else self._initial(seed)
+        self.splats = nn.ParameterDict({k: nn.Parameter(v) for k, v in initial.items()})
         self._register_load_state_dict_pre_hook(self._resize_to_checkpoint)
 
     # -- initialization -----------------------------------------------------------------------------
@@ -67,11 +71,8 @@ class GaussianField(nn.Module):
             return self.from_points(points, colours, c.init_opacity)
         if c.init == "ply":
             return read_splats_ply(c.init_path, self.sh_degree)
-        if c.init == "nerf":
-            from .gaussians_init import points_from_nerf_run
-            points, colours = points_from_nerf_run(c.init_path, c.num_points, seed)
-            return self.from_points(points, colours, c.init_opacity)
-        raise UserError(f"unknown geometry.gaussians.init '{c.init}'; choose one of: random, nerf, ply")
+        raise UserError(f"geometry.gaussians.init={c.init} starts from a previous run: build the field "
+                        f"through dreamer.representations.make_representation")
 
     def from_points(self, points: torch.Tensor, colours: torch.Tensor, opacity: float) -> dict:
         n = points.shape[0]
@@ -180,8 +181,6 @@ def write_splats_ply(field: GaussianField, path) -> None:
     """The Inria 3DGS layout (gsplat's writer): x y z, f_dc_*, f_rest_* channel-major, opacity
     (logit), scale_* (log), rot_* (w x y z), binary little-endian."""
     from gsplat import export_splats
-
-    from ..atomic import write_bytes
     s = {k: v.detach().cpu() for k, v in field.splats.items()}
     data = export_splats(s["means"], s["scales"], s["quats"], s["opacities"], s["sh0"], s["shN"], format="ply")
     write_bytes(path, data)

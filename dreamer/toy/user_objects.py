@@ -27,7 +27,7 @@ from ..atomic import cache_dir, write_with
 from .. import yamldata
 from ..errors import UserError
 from ..yamldata import clip
-from .catalogue import ToyObject
+from .objects import ToyObject, normalize_prompt
 
 FIT_RADIUS = 0.75
 GRID = 64
@@ -188,7 +188,6 @@ def single_object_catalogue(mesh: str, prompt: str) -> Path:
     """A catalogue YAML holding one object: `mesh`, named by the prompt (`dreamer generate
     "a ceramic vase" --object vase.glb`). It lives in the cache, keyed by both, so run folders that
     point at it keep working."""
-    from .catalogue import normalize_prompt
     path = Path(mesh).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"--object {mesh} does not exist; pass a GLB, OBJ or PLY file")

@@ -11,7 +11,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+
+from dreamer.config import build_config, choices, to_dict, to_yaml
+from dreamer.errors import UserError
+from dreamer.recipes import generate_config
+from dreamer.runs import slugify
+from dreamer.ui.jobs import JobQueue, list_runs, mark_stale_runs, obj_zip, run_progress
+from dreamer.ui.serving import RunFilesOnly
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: nothing leaves the machine
 
@@ -23,9 +29,7 @@ MAX_RENDER = 512
 def job_config(prompt, prior, method, representation, steps, seed, guidance_scale, extra=()):
     """(config, recipe path) exactly as `dreamer generate` would build them, after the UI's bounds;
     `extra` are the server's own key=value overrides, applied to every job."""
-    from dreamer.cli import _generate_config
-    from dreamer.errors import UserError
-    from dreamer.pipeline import validate
+    from dreamer.pipeline import validate  # start-up: torch loads in the server only when a form is checked
     prompt = (prompt or "").strip()
     if len(prompt) > MAX_PROMPT:
         raise UserError(f"the prompt has {len(prompt)} characters; keep it under {MAX_PROMPT}")
@@ -33,12 +37,9 @@ def job_config(prompt, prior, method, representation, steps, seed, guidance_scal
     if not 1 <= steps <= MAX_STEPS:
         raise UserError(f"steps must be between 1 and {MAX_STEPS}")
     seed = _whole_number(seed, "seed")
-    args = SimpleNamespace(prompt=prompt, method=method or None, representation=representation or None,
-                           prior=(prior or "toy").strip(), object=None, steps=steps, seed=seed,
-                           config=None, overrides=list(extra))
-    cfg, recipe = _generate_config(args)
+    cfg, recipe = generate_config(prompt, method or None, representation or None, (prior or "toy").strip(),
+                                  steps=steps, seed=seed, overrides=list(extra))
     if guidance_scale:  # 0: the recipe's; the schema's bounds apply as to any other value
-        from dreamer.config import build_config, to_dict
         cfg = build_config(None, None, {**to_dict(cfg), "guidance": {**to_dict(cfg)["guidance"],
                                                                      "guidance_scale": guidance_scale}})
     if max(cfg.camera.width + cfg.camera.height) > MAX_RENDER or cfg.export.resolution > 256:
@@ -48,7 +49,6 @@ def job_config(prompt, prior, method, representation, steps, seed, guidance_scal
 
 
 def _whole_number(value, name: str) -> int:
-    from dreamer.errors import UserError
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
             value in (float("inf"), float("-inf")) or int(value) != value:
         raise UserError(f"{name} must be a whole number, got {str(value)[:40]!r}")
@@ -58,12 +58,8 @@ def _whole_number(value, name: str) -> int:
 def build_app(root: Path, queue=None, overrides=()):
     import gradio as gr
 
-    from dreamer.config import to_dict, to_yaml
-    from dreamer.errors import UserError
-    from dreamer.guidance import METHODS
-    from dreamer.runs import slugify
-    from dreamer.toy.catalogue import Catalogue
-    from dreamer.ui.jobs import JobQueue, list_runs, mark_stale_runs, obj_zip, run_progress
+    from dreamer.guidance import METHODS  # start-up: torch
+    from dreamer.toy.catalogue import Catalogue  # start-up: torch
 
     queue = queue or JobQueue()
     root.mkdir(parents=True, exist_ok=True)
@@ -123,7 +119,7 @@ def build_app(root: Path, queue=None, overrides=()):
                 gr.Examples([[f"a {n}"] for n in Catalogue().names()], [prompt], label="the toy prior knows")
                 prior = gr.Textbox(label="prior", value="toy")
                 method = gr.Dropdown(list(METHODS), value="sds", label="method")
-                representation = gr.Radio(["nerf", "gaussians"], value="nerf", label="representation")
+                representation = gr.Radio(list(choices("geometry.type")), value="nerf", label="representation")
                 steps = gr.Slider(1, MAX_STEPS, value=600, step=1, label="steps", elem_id="steps")
                 seed = gr.Number(0, precision=0, label="seed")
                 scale = gr.Number(0, label="guidance scale (0: the recipe's)")
@@ -182,7 +178,6 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every job")
     args = p.parse_args(argv)
     root = Path(args.out).resolve()
-    from dreamer.ui.jobs import JobQueue
     queue = JobQueue()
 
     def stop(signum, frame):  # SIGTERM/SIGHUP: no worker may outlive the server
@@ -201,8 +196,6 @@ def serve(app, root: Path, host: str = "127.0.0.1", port: int = 7860, **launch):
     """Start the server; of the disk it serves only files inside run folders under root (as
     downloads where a browser could run them) and Gradio's own cache."""
     from starlette.middleware import Middleware
-
-    from dreamer.ui.serving import RunFilesOnly
     return app.queue(default_concurrency_limit=8).launch(
         server_name=host, server_port=port, allowed_paths=[str(root)], show_error=True,
         app_kwargs={"middleware": [Middleware(RunFilesOnly, root=str(root))]}, **launch)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
+import os
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path, write_text
+from ..config import build_config
 from ..errors import UserError
+from ..runs import RunDir
 
 ACTIVE = ("queued", "running")
 
@@ -34,11 +39,7 @@ class Job:
 
 def run_job(config: dict, out: str) -> None:
     """Worker process entry: one generate, as the CLI runs it; the error line goes to error.txt."""
-    import sys
-
-    from ..atomic import write_text
-    from ..config import build_config
-    from ..pipeline import generate
+    from ..pipeline import generate  # start-up: torch loads in the worker, not in the server
     _exit_with_parent()
     try:
         cfg = build_config(None, None, config)
@@ -54,7 +55,6 @@ def run_job(config: dict, out: str) -> None:
 def _exit_with_parent() -> None:
     """End this worker when the server that started it is gone, even after a kill -9 of the server
     (which no signal handler sees): the run then says "running" until the next server marks it."""
-    import os
     parent = os.getppid()
 
     def watch():
@@ -145,7 +145,6 @@ class JobQueue:
 
 def mark_run(out: Path, status: str, error: str) -> None:
     """Set a run folder's status unless it already ended (a job that dies cannot say so itself)."""
-    from ..runs import RunDir
     try:
         run = RunDir.open(out)
         if run.state().get("status") in ("created", "running", "trained"):
@@ -175,7 +174,6 @@ def run_states(root: Path):
 
 
 def _alive(pid) -> bool:
-    import os
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -206,7 +204,6 @@ def obj_zip(out: Path) -> Path | None:
     """model-obj.zip: the OBJ with its material and texture, one download (made once, atomically)."""
     import zipfile
 
-    from ..atomic import atomic_path
     target = out / "model-obj.zip"
     parts = [out / n for n in ("model.obj", "model.mtl", "model.png")]
     if target.is_file() or not all(p.is_file() for p in parts):

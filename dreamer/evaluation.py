@@ -14,24 +14,15 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_text
-from ..errors import UserError
-from ..runs import RunDir
-from .geometry import chamfer, true_mesh
-from .janus import janus_score
-from .metrics import heldout_cameras, image_metrics, object_renderer, silhouette_iou
+from .atomic import write_text
+from .eval.geometry import chamfer, true_mesh
+from .eval.janus import janus_score
+from .eval.metrics import heldout_cameras, image_metrics, object_renderer, silhouette_iou
+from .pipeline import load_system
+from .runs import RunDir
+from .toy.catalogue import toy_object
 
 WHITE = torch.ones(3)
-
-
-def toy_object(cfg):
-    from ..toy.catalogue import Catalogue
-    if cfg.prior.name != "toy":
-        raise UserError(f"dreamer eval scores toy-prior runs against the toy ground truth; this run used "
-                        f"prior {cfg.prior.name}")
-    cat = Catalogue.with_extension(cfg.prior.catalogue)
-    index, _ = cat.resolve(cfg.prompt)
-    return cat.objects[index]
 
 
 def run_renderer(system):
@@ -53,9 +44,8 @@ def exported_mesh(run: RunDir):
 
 def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[dict, dict]:
     """(metrics, renders) of one run; metrics.json is written into the run folder."""
-    from ..pipeline import load_system
     cfg = run.config()
-    obj = toy_object(cfg)
+    obj = toy_object(cfg.prior, cfg.prompt)
     system = load_system(run, cfg)
     render_fn, truth_fn = run_renderer(system), object_renderer(obj)
     cams = heldout_cameras(cfg.camera, views, resolution)
