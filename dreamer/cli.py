@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .atomic import write_text
-from .config import PriorConfig, build_config, from_dict
+from .config import ExportConfig, PriorConfig, build_config, from_dict, to_dict
 from .errors import UserError
 from .priors.factory import check_prior
 from .recipes import DEFAULT_RECIPE, generate_config, recipe_path
@@ -165,13 +165,15 @@ def _dispatch(args) -> int:
         from . import pipeline  # start-up
         run = RunDir.open(args.run_dir)
         cfg = run.config()
-        e = cfg.export  # command-line options override the run's own export settings
+        # command-line options override the run's own export settings, checked by the same schema
+        e = to_dict(cfg)["export"]
         if args.format:
-            e.formats = [f.strip() for f in args.format.split(",")]
-        e.resolution = e.resolution if args.resolution is None else args.resolution
-        e.faces = e.faces if args.faces is None else args.faces
-        e.turntable = e.turntable and not args.no_turntable
-        pipeline.validate_export(e)
+            e["formats"] = [f.strip() for f in args.format.split(",")]
+        e["resolution"] = e["resolution"] if args.resolution is None else args.resolution
+        e["faces"] = e["faces"] if args.faces is None else args.faces
+        e["turntable"] = e["turntable"] and not args.no_turntable
+        cfg.export = from_dict(ExportConfig, e, "export")
+        pipeline.validate_export(cfg.export)
         files = pipeline.export(run, cfg, pipeline.load_system(run, cfg))
         result = {"files": files, "metrics": {}}
     else:  # pragma: no cover - argparse guarantees a command
@@ -188,7 +190,7 @@ def _bench(args) -> int:
     if args.what == "splats":
         return _bench_splats(args)
     from .bench import guidance  # start-up
-    from .guidance import METHODS
+    from .guidance import METHODS  # start-up
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -206,8 +208,8 @@ def _bench(args) -> int:
 
 def _bench_quality(args) -> int:
     from .bench import quality  # start-up
-    from .guidance import METHODS
-    from .toy.catalogue import Catalogue
+    from .guidance import METHODS  # start-up
+    from .toy.catalogue import Catalogue  # start-up
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else \
         ["sds", "vsd", "esd", "ism", "tsm", "bsd", "dsd", "csd"]
     unknown = [m for m in methods if m not in METHODS]

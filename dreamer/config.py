@@ -172,7 +172,8 @@ class IntervalConfig:
 @dataclass
 class BSDConfig:
     balance_ratio: Float(0, 10000) = 15.0  # lambda_r, classifier : smoothing (the reference hard-codes 15)
-    auto: bool = False  # the auto variant: smoothing term 1.25 (e_u - eps), batch-norm weight
+    auto: bool = False  # the auto variant: smoothing term 1.25 (e_u - eps), its own norm weight (not guidance.weighting)
+    offset_noise: Float(0, 10) = 0.1  # noise eps + offset * per-channel noise, as the reference's
 
 
 @dataclass
@@ -194,9 +195,17 @@ class CDSConfig:
 WEIGHTINGS = ("sds", "uniform", "fantasia3d", "rho", "alpha")
 
 
+# The guidance registry's names (dreamer.guidance.METHODS; a test holds the two in step): the schema
+# knows them without importing torch, so an unknown method fails at load like any other choice.
+GUIDANCE_METHODS = ("sds", "vsd", "esd", "csd", "csm", "asd", "nfsd", "ism", "tsm", "bsd", "dsd", "cds")
+# The representation registry's names (dreamer.representations.REPRESENTATIONS), likewise.
+REPRESENTATIONS = ("nerf", "gaussians")
+EXPORT_FORMATS = ("glb", "obj", "ply")  # ply: a Gaussian run's splats.ply (other runs write none)
+
+
 @dataclass
 class GuidanceConfig:
-    method: str = "sds"
+    method: Choice(*GUIDANCE_METHODS) = "sds"
     guidance_scale: Schedule(0, 1000) = 7.5  # diffusers convention: eps_u + s * (eps_c - eps_u)
     weighting: Choice(*WEIGHTINGS) = "sds"  # sds: 1 - abar_t | uniform | fantasia3d | rho: sqrt((1-abar)/abar) | alpha: sqrt(abar)
     min_step_percent: Schedule(0, 1) = 0.02
@@ -227,7 +236,7 @@ class CameraConfig:
     resolution_milestones: Ints(0, MAX_STEPS, min_len=0) = field(default_factory=list)
     elevation_range: Numbers(2, -90, 90) = field(default_factory=lambda: [-10.0, 45.0])
     azimuth_range: Numbers(2, -360, 360) = field(default_factory=lambda: [-180.0, 180.0])
-    distance_range: Numbers(2, 0, 1000, above=True) = field(default_factory=lambda: [2.4, 2.4])
+    distance_range: Numbers(2, 0, 1000, above=True) = field(default_factory=lambda: [2.0, 2.0])  # the toy references' distance
     fovy_range: Numbers(2, 0, 179, above=True) = field(default_factory=lambda: [40.0, 40.0])
     batch_uniform_azimuth: bool = True
     light_distance_range: Numbers(2, 0, 1000, above=True) = field(default_factory=lambda: [0.8, 1.5])
@@ -235,18 +244,19 @@ class CameraConfig:
     back_threshold: Float(0, 180) = 45.0
     overhead_threshold: Float(-90, 90) = 60.0
     eval_elevation: Float(-90, 90) = 15.0
-    eval_distance: Float(0, 1000, above=True) = 2.4
+    eval_distance: Float(0, 1000, above=True) = 2.0
     eval_fovy: Float(0, 179, above=True) = 40.0
     eval_resolution: Int(8) = 128
 
 
 @dataclass
 class HashGridConfig:
-    n_levels: Int(1, 32) = 16
+    """tinycudann's HashGrid keys; smaller than Instant-NGP's (16 levels, 2^19) for CPU speed."""
+    n_levels: Int(1, 32) = 8
     n_features_per_level: Int(1, 8) = 2
-    log2_hashmap_size: Int(4, 26) = 19
+    log2_hashmap_size: Int(4, 26) = 16
     base_resolution: Int(1, 4096) = 16
-    per_level_scale: Float(1, 4) = 1.447269237440378
+    per_level_scale: Float(1, 4) = 1.346  # 16 * 1.346^7 ~ 128 cells across at the finest level
 
 
 @dataclass
@@ -285,7 +295,7 @@ class GaussianConfig:
 
 @dataclass
 class GeometryConfig:
-    type: Choice("nerf", "gaussians") = "nerf"
+    type: Choice(*REPRESENTATIONS) = "nerf"
     radius: Float(0, 100, above=True) = 1.0
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)
     pos_encoding: HashGridConfig = field(default_factory=HashGridConfig)
@@ -309,7 +319,7 @@ class RendererConfig:
     occupancy_resolution: Int(8, 512) = 64
     occupancy_update_every: Int(1, MAX_STEPS) = 16
     occupancy_threshold: Float(0, 1e6) = 0.01
-    occupancy_warmup_steps: Int(0, MAX_STEPS) = 64
+    occupancy_warmup_steps: Int(0, MAX_STEPS) = 0
     eval_chunk_size: Int(1) = 65536
     backend: Choice("torch", "nerfacc") = "torch"  # torch (any device) | nerfacc (CUDA only; not yet verified on a GPU)
 
@@ -367,7 +377,7 @@ class TrainerConfig:
 
 @dataclass
 class ExportConfig:
-    formats: list = field(default_factory=lambda: ["glb", "obj", "ply"])  # ply: Gaussian runs' splats.ply
+    formats: Annotated[list, OneOf(EXPORT_FORMATS)] = field(default_factory=lambda: list(EXPORT_FORMATS))
     resolution: Int(16) = 128
     faces: Int(100, 100_000_000) = 20000
     texture_size: Int(16) = 512
@@ -540,9 +550,10 @@ def _check_value(tp, value, path):
 
 
 def _check_meta(meta, value, path) -> None:
-    if isinstance(meta, OneOf):
-        if value not in meta.options:
-            raise UserError(f"unknown {path} '{clip(value)}'; choose one of: {', '.join(meta.options)}")
+    if isinstance(meta, OneOf):  # a value, or every item of a list
+        for item in (value if isinstance(value, list) else [value]):
+            if not isinstance(item, str) or item not in meta.options:
+                raise UserError(f"unknown {path} '{clip(item)}'; choose one of: {', '.join(meta.options)}")
     elif isinstance(meta, Range):
         if value == "auto":  # NumberOrAuto
             return

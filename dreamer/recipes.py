@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import CONFIG_DIR, ExperimentConfig, build_config, choices
+from .config import CONFIG_DIR, ExperimentConfig, GeometryConfig, build_config, choices
 from .errors import UserError
 from .yamldata import clip
 
@@ -37,7 +37,8 @@ def method_recipe(method: str | None, prior: str | None = None, representation: 
         return REAL_PRIOR_RECIPES[method or "sds"]
     if method is None and representation is None:
         return None
-    for rep in (representation or "nerf", "nerf"):
+    default = GeometryConfig().type  # every method has a recipe for the default representation
+    for rep in (representation or default, default):
         if (CONFIG_DIR / f"{method or 'sds'}-{rep}.yaml").is_file():
             return f"{method or 'sds'}-{rep}.yaml"
     return None
@@ -50,9 +51,9 @@ def generate_config(prompt: str, method: str | None = None, representation: str 
     """(config, recipe path) of `dreamer generate PROMPT [options] [key=value ...]`."""
     if steps is not None and steps < 1:
         raise UserError(f"steps must be a positive integer, got {steps}")
-    options = choices("geometry.type")
-    if representation is not None and representation not in options:
-        raise UserError(f"unknown representation '{clip(representation)}'; choose one of: {', '.join(options)}")
+    for flag, value, key in (("method", method, "guidance.method"), ("representation", representation, "geometry.type")):
+        if value is not None and value not in choices(key):
+            raise UserError(f"unknown {flag} '{clip(value)}'; choose one of: {', '.join(choices(key))}")
     values: dict = {"prompt": prompt}
     if method is not None:
         values["guidance"] = {"method": method}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .atomic import write_text
-from .config import ExperimentConfig, build_config, to_yaml
+from .config import ExperimentConfig, build_config, load_recipe, to_yaml
 from .errors import UserError
 
 # atomic.atomic_path's names: "." + the final name + "." + mkstemp's 8 random characters + suffix
@@ -88,7 +88,6 @@ class RunDir:
         return cls(path)
 
     def config(self) -> ExperimentConfig:
-        from .config import load_recipe
         data = load_recipe(self.path / CONFIG_FILE)
         loss = data.get("loss") or {}
         if "lambda_sds" in loss:  # runs written before the guidance family named it lambda_guidance

@@ -12,8 +12,8 @@ import torch
 
 from dreamer.cameras import CameraSampler
 from dreamer.errors import UserError
-from dreamer.geometry.nerf import to_display_rgb
 from dreamer.guidance import build_guidance
+from dreamer.priors.latent_rgb import to_display_rgb
 from dreamer.prompts import PromptProcessor
 from dreamer.representations import make_representation
 from dreamer.representations.stored import PREFIX, particle_extras, upgrade_state_dict

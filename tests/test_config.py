@@ -70,3 +70,22 @@ def test_run_folders_from_before_the_guidance_family_still_load(tmp_path):
     text = (run.path / "config.yaml").read_text()
     (run.path / "config.yaml").write_text(text.replace("lambda_guidance: 1.0", "lambda_sds: 2.0"))
     assert RunDir.open(run.path).config().loss.lambda_guidance == 2.0
+
+
+def test_the_schema_is_the_one_source_of_defaults():
+    """configs/base.yaml, which every recipe extends, overrides no default: ExperimentConfig() in
+    Python is the same run as `dreamer generate` with no recipe values."""
+    from dreamer.config import CONFIG_DIR, ExperimentConfig, build_config, load_recipe, to_dict
+    assert to_dict(build_config(CONFIG_DIR / "base.yaml")) == to_dict(ExperimentConfig())
+    assert load_recipe(CONFIG_DIR / "base.yaml") == {}  # a value added there must come with a reason here
+
+
+def test_every_recipe_extends_the_base():
+    from dreamer.config import CONFIG_DIR
+    for path in CONFIG_DIR.glob("*.yaml"):
+        chain, text = [path.name], path.read_text()
+        while "extends:" in text and chain[-1] != "base.yaml":
+            parent = text.split("extends:", 1)[1].split()[0]
+            chain.append(parent)
+            text = (CONFIG_DIR / parent).read_text()
+        assert chain[-1] == "base.yaml", chain

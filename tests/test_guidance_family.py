@@ -399,3 +399,43 @@ def test_cfg_fixed_point_moves_past_the_conditional_mean_bounded_by_csd(sds_fit)
     assert means == sorted(means) and means[0] == pytest.approx(1.0, abs=0.05)
     assert means[1] == pytest.approx(1.96, abs=0.1) and means[2] == pytest.approx(2.28, abs=0.1)
     assert means[2] <= m_csd + 0.05 and m_csd == pytest.approx(2.34, abs=0.1)
+
+
+# -- each method's settings: what it reads is what it declares, and all its recipes may set ---------
+
+SECTIONS = {"csd", "asd", "nfsd", "interval", "bsd", "dsd", "cds", "fake_score", "entropy_weight"}
+
+
+class Recorder:
+    """The guidance config, noting which of its top-level keys are read."""
+
+    def __init__(self, cfg):
+        object.__setattr__(self, "_cfg", cfg)
+        object.__setattr__(self, "read", set())
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._cfg, name)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_method_reads_exactly_the_settings_it_declares(method):
+    prior = GaussianPrior(resolution=4)
+    cfg = Recorder(GuidanceConfig(method=method))
+    gd = METHODS[method](cfg, prior, 100)
+    for step in (0, 50):
+        gd.update_step(step)
+        x = torch.randn(2, 1, 4, 4, requires_grad=True)
+        gd(x, conditioning(prior, 2), generator=torch.Generator().manual_seed(step))
+    assert cfg.read & SECTIONS == set(METHODS[method].settings)
+
+
+def test_a_recipe_sets_only_settings_its_method_reads():
+    from dreamer.config import CONFIG_DIR, load_recipe
+    recipes = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert len(recipes) > 20
+    for path in recipes:
+        guidance = load_recipe(path).get("guidance", {})
+        method = guidance.get("method", "sds")
+        extra = (set(guidance) & SECTIONS) - set(METHODS[method].settings)
+        assert not extra, f"{path.name} sets guidance.{sorted(extra)}, which {method} does not read"

@@ -4,13 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..priors.latent_rgb import latents_to_rgb
+from ..priors.latent_rgb import to_display_rgb
 from .hashgrid import make_encoding
-
-
-def to_display_rgb(colour: torch.Tensor) -> torch.Tensor:
-    """(..., 3) RGB unchanged; (..., 4) SD latents as their approximate RGB."""
-    return latents_to_rgb(colour) if colour.shape[-1] == 4 else colour
 
 
 def _mlp(n_in: int, width: int, n_out: int, hidden_layers: int) -> nn.Sequential:

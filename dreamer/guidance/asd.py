@@ -13,6 +13,7 @@ from .base import Guidance
 
 class ASDGuidance(Guidance):
     name = "asd"
+    settings = ("asd",)
 
     def later_timestep(self, t: torch.Tensor, generator=None) -> torch.Tensor:
         c, T = self.cfg.asd, self.prior.num_timesteps

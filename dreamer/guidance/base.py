@@ -77,6 +77,10 @@ class Conditioning:
 
 class Guidance(torch.nn.Module):
     name = "base"
+    # The method's own sections of the guidance config (guidance.<section>), beside the keys every
+    # method shares (scale, weighting, timesteps, clipping, prompts, Perp-Neg): what it reads, and
+    # so all a recipe of it may set (tests/test_guidance_family.py holds both).
+    settings: tuple[str, ...] = ()
 
     def __init__(self, cfg, prior, max_steps: int):
         super().__init__()

@@ -18,6 +18,7 @@ from .base import Guidance
 
 class CDSGuidance(Guidance):
     name = "cds"
+    settings = ("cds",)
 
     def __init__(self, cfg, prior, max_steps):
         super().__init__(cfg, prior, max_steps)

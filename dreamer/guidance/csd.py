@@ -18,6 +18,7 @@ from .base import Guidance
 
 class CSDGuidance(Guidance):
     name = "csd"
+    settings = ("csd",)
 
     def coefficients(self) -> dict:
         keys = ("cond_scale", "negative_scale", "null_scale", "noise_scale", "perp_neg_scale")
@@ -39,6 +40,7 @@ class CSDGuidance(Guidance):
 
 class CSMGuidance(Guidance):
     name = "csm"
+    settings = ("interval",)  # the inversion stride of its deterministic noising
 
     def gradient(self, x, cond, generator=None):
         t = self.sample_t(x.shape[0], generator).to(x.device)

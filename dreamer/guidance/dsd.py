@@ -12,6 +12,7 @@ from .variational import FakeScoreGuidance
 
 class DSDGuidance(FakeScoreGuidance):
     name = "dsd"
+    settings = ("dsd", "fake_score")
 
     def gradient(self, x, cond, generator=None):
         lam_c = float(evaluate(self.cfg.dsd.classifier_weight, self.step))

@@ -22,6 +22,7 @@ from .base import Guidance
 
 class ISMGuidance(Guidance):
     name = "ism"
+    settings = ("interval",)
 
     def update_step(self, step):
         super().update_step(step)
@@ -63,6 +64,7 @@ def tsm_midpoint(s: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor
 
 class TSMGuidance(ISMGuidance):
     name = "tsm"
+    settings = ("interval",)
 
     def gradient(self, x, cond, generator=None):
         stride = self.cfg.interval.inversion_stride

@@ -12,6 +12,7 @@ from .base import Guidance
 
 class NFSDGuidance(Guidance):
     name = "nfsd"
+    settings = ("nfsd",)
 
     def gradient(self, x, cond, generator=None):
         t = self.sample_t(x.shape[0], generator).to(x.device)

@@ -6,6 +6,7 @@ from .base import Guidance
 
 class SDSGuidance(Guidance):
     name = "sds"
+    settings = ()
 
     def gradient(self, x, cond, generator=None):
         t = self.sample_t(x.shape[0], generator).to(x.device)

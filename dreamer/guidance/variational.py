@@ -62,6 +62,7 @@ class FakeScoreGuidance(Guidance):
 
 class VSDGuidance(FakeScoreGuidance):
     name = "vsd"
+    settings = ("fake_score",)
 
     def gradient(self, x, cond, generator=None):
         t = self.sample_t(x.shape[0], generator).to(x.device)
@@ -71,6 +72,7 @@ class VSDGuidance(FakeScoreGuidance):
 
 class ESDGuidance(VSDGuidance):
     name = "esd"
+    settings = ("fake_score", "entropy_weight")
 
     def fake_mix(self) -> float:
         return float(evaluate(self.cfg.entropy_weight, self.step))

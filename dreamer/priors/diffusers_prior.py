@@ -21,6 +21,7 @@ from ..config import PriorConfig
 from .base import Prior, cast_inputs, v_to_eps
 from .hub import PriorSource
 from .loading import apply_gpu_options, load_part, pick_device, pick_dtype
+from .lora_fake_score import LoRAFakeScore
 from .text_cache import EmbeddingCache, model_fingerprint
 
 
@@ -156,7 +157,6 @@ class DiffusersPrior(Prior):
         return out
 
     def make_fake_score(self, cfg):
-        from .lora_fake_score import LoRAFakeScore
         return LoRAFakeScore(self.unet, self.alphas_cumprod, rank=cfg.lora_rank,
                              prediction_type=self.prediction_type, unet_kwargs=self.unet_kwargs)
 

@@ -24,3 +24,8 @@ def latents_to_rgb(latents: torch.Tensor) -> torch.Tensor:
     """(..., 4) scaled SD latents -> (..., 3) colours in [0, 1]."""
     rgb = latents @ LATENT_TO_RGB.to(latents)
     return ((rgb + 1) / 2).clamp(0, 1)
+
+
+def to_display_rgb(colour: torch.Tensor) -> torch.Tensor:
+    """(..., 3) RGB unchanged; (..., 4) SD latents as their approximate RGB."""
+    return latents_to_rgb(colour) if colour.shape[-1] == 4 else colour

@@ -18,6 +18,7 @@ import torch
 from ..cameras import VIEW_LABELS
 from ..priors.base import Prior, sd_alphas_cumprod
 from .catalogue import Catalogue
+from .fake_score import ResidualFakeScore
 from .references import load_references
 
 
@@ -78,7 +79,6 @@ class ToyPrior(Prior):
         return ((x + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
     def make_fake_score(self, cfg):
-        from .fake_score import ResidualFakeScore
         return ResidualFakeScore(self, width=cfg.width)
 
     # -- the exact score ---------------------------------------------------------------------
