@@ -97,12 +97,10 @@ def test_export_bad_format(tmp_path):
 
 
 def test_method_flag_picks_the_method_recipe():
-    from dreamer.cli import _generate_config, _parser
-    args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism"])
-    cfg, _ = _generate_config(args)
+    from dreamer.recipes import generate_config
+    cfg, _ = generate_config("a rubber duck", method="ism")
     assert cfg.guidance.method == "ism" and cfg.guidance.weighting == "rho" and cfg.loss.lambda_guidance == 0.1
-    args = _parser().parse_args(["generate", "a rubber duck", "--method", "ism", "--config", "sds-nerf.yaml"])
-    assert _generate_config(args)[0].guidance.weighting == "sds"  # an explicit recipe wins
+    assert generate_config("a rubber duck", method="ism", config="sds-nerf.yaml")[0].guidance.weighting == "sds"  # an explicit recipe wins
 
 
 @pytest.mark.parametrize("method, recipe", [(None, "dreamfusion-sd21.yaml"), ("vsd", "prolificdreamer-sd21.yaml"),
@@ -110,9 +108,8 @@ def test_method_flag_picks_the_method_recipe():
                                             ("tsm", "dreamerxl-sdxl.yaml"), ("csd", "csd-nerf.yaml")])
 def test_a_real_prior_picks_the_published_recipe(method, recipe):
     """The toy recipes' scales suit the toy; with --prior <model> the method's published pairing runs."""
-    from dreamer.cli import _generate_config, _parser
-    argv = ["generate", "a hamburger", "--prior", "some/model"] + (["--method", method] if method else [])
-    cfg, path = _generate_config(_parser().parse_args(argv))
+    from dreamer.recipes import generate_config
+    cfg, path = generate_config("a hamburger", method=method, prior="some/model")
     assert path.name == recipe and cfg.prior.name == "some/model" and cfg.guidance.method == (method or "sds")
 
 

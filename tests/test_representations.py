@@ -1,0 +1,96 @@
+"""Every registered representation keeps the contract (dreamer/representations/base.py) the loop,
+the job, export and evaluation rely on; stages chain through create_from; old checkpoints load."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dreamer.cameras import orbit
+from dreamer.config import build_config
+from dreamer.export.mesh import TexturedMesh
+from dreamer.representations import REPRESENTATIONS, make_representation
+from dreamer.representations.gaussians import Gaussians
+from dreamer.representations.nerf import NeRF
+from dreamer.representations.stored import upgrade_state_dict
+from renderers.background import Background
+from renderers.volume import ShadingSpec
+
+SMALL = {"renderer": {"num_samples_per_ray": 24}, "geometry": {"gaussians": {"num_points": 300}},
+         "export": {"resolution": 24, "faces": 500, "texture_size": 32}}
+
+
+def small_config(name: str):
+    return build_config(values={**SMALL, "geometry": {**SMALL["geometry"], "type": name}})
+
+
+@pytest.mark.parametrize("name", list(REPRESENTATIONS))
+def test_a_representation_keeps_the_contract(name):
+    cfg = small_config(name)
+    torch.manual_seed(0)
+    rep = make_representation(cfg)
+    assert rep.name == name and rep.color_channels == 3
+    groups = {**rep.parameter_groups(), **rep.separate_parameter_groups()}
+    assert groups and set(rep.parameter_groups()).isdisjoint(rep.separate_parameter_groups())
+    assert all(hasattr(cfg.optimizer, f"lr_{group}") for group in groups)  # each group has its learning rate
+    owned = {id(p) for p in rep.parameters()}
+    assert {id(p) for params in groups.values() for p in params} == owned  # every parameter is optimized once
+
+    background, cams = Background(cfg.background), orbit(2, 15, 2.0, 40, 16)
+    rep.prepare_step(0, torch.Generator().manual_seed(0))
+    out = rep.render(background, cams, ShadingSpec("albedo"), randomized=True, generator=torch.Generator().manual_seed(0))
+    shapes = {"rgb": (2, 16, 16, 3), "opacity": (2, 16, 16, 1), "depth": (2, 16, 16, 1), "normal": (2, 16, 16, 3)}
+    assert {k: tuple(out[k].shape) for k in shapes} == shapes
+    loss = out["rgb"].mean() + rep.regularizers(out, 0)
+    rep.before_backward(out)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in rep.parameters())
+    views = rep.render_chunked(background, cams, ShadingSpec("shaded"))
+    assert {k: tuple(views[k].shape) for k in shapes} == shapes and not views["rgb"].requires_grad
+    assert 0 <= float(views["opacity"].min()) and float(views["opacity"].max()) <= 1 + 1e-5
+
+    mesh = rep.to_mesh(cfg.export)
+    assert isinstance(mesh, TexturedMesh) and len(mesh.faces) > 0
+    assert mesh.texture.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("name", list(REPRESENTATIONS))
+def test_a_skeleton_filled_from_a_state_dict_renders_the_same(name):
+    """What load_representation and `dreamer export` do: structure first, then the checkpoint's tensors."""
+    cfg = small_config(name)
+    torch.manual_seed(1)
+    trained = make_representation(cfg)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    extras = trained.checkpoint_extras()
+    restored = make_representation(cfg, restore=True)
+    restored.load_state_dict(trained.state_dict())
+    restored.load_checkpoint_extras(extras)
+    background, cams = Background(cfg.background), orbit(2, 15, 2.0, 40, 16)
+    a = trained.render_chunked(background, cams, ShadingSpec("shaded"))
+    b = restored.render_chunked(background, cams, ShadingSpec("shaded"))
+    assert torch.equal(a["rgb"], b["rgb"]) and torch.equal(a["opacity"], b["opacity"])
+
+
+def test_gaussians_created_from_a_nerf_sit_in_its_solid():
+    """The stage chain: Gaussians.create_from(a NeRF) puts every point where the NeRF is dense."""
+    cfg = small_config("gaussians")
+    torch.manual_seed(0)
+    nerf = NeRF(small_config("nerf"))  # the blob prior: solid inside radius ~0.5
+    gaussians = Gaussians.create_from(cfg, nerf)
+    means = gaussians.field.splats["means"].detach()
+    assert gaussians.field.count == 300
+    with torch.no_grad():
+        inside, anywhere = nerf.density(means), nerf.density(2 * torch.rand(300, 3) - 1)
+    assert inside.median() > 5 * anywhere.median()
+    with pytest.raises(Exception, match="cannot start from"):
+        NeRF.create_from(small_config("nerf"), gaussians)
+
+
+def test_a_checkpoint_of_dreamer_0_1_0_is_renamed_into_the_particles_layout():
+    old = {"field.encoding.embeddings": 1, "renderer.grid.occupied": 2, "more_particles.0.field.x": 3,
+           "background.color": 4, "guidance.fake.w": 5}
+    assert upgrade_state_dict(old) == {"particles.0.field.encoding.embeddings": 1, "particles.0.renderer.grid.occupied": 2,
+                                       "particles.1.field.x": 3, "background.color": 4, "guidance.fake.w": 5}
+    new = {"particles.0.field.a": 1}
+    assert upgrade_state_dict(new) is new
