@@ -88,11 +88,12 @@ class TextTo3DSystem(pl.LightningModule):
         opts = self.optimizers()
         return list(opts) if isinstance(opts, (list, tuple)) else [opts]
 
-    def _separate_optimizers(self, rep) -> dict:
-        """The raw Adams of a representation's separate groups, by group name."""
+    @staticmethod
+    def _separate_optimizers(rep, opts: list) -> dict:
+        """The raw Adams (of this step's `opts`) of a representation's separate groups, by group name."""
         names = set(rep.separate_parameter_groups())
-        raw = [o.optimizer for o in self._optimizer_list()]
-        return {o.param_groups[0]["name"]: o for o in raw if o.param_groups[0]["name"] in names}
+        return {o.optimizer.param_groups[0]["name"]: o.optimizer for o in opts
+                if o.optimizer.param_groups[0]["name"] in names}
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class TextTo3DSystem(pl.LightningModule):
                                 f"learning rates and resume from the last checkpoint", self.skipped_steps)
         if finite:
             for rep, o in zip(self.particles, outs):
-                rep.after_step(step, o, self._separate_optimizers(rep))
+                rep.after_step(step, o, self._separate_optimizers(rep, opts))
         self.last_stats = {"loss": float(loss.detach()), "t": float(terms["t"]),
                            "grad_norm": float(terms["grad_norm"]) if finite else float("nan"), "nfe": float(terms["nfe"]),
                            "skipped": self.skipped_steps}

@@ -70,7 +70,7 @@ class Gaussians(FieldRepresentation):
         self.densifier.before_backward(out["meta"])
 
     def after_step(self, step, out, optimizers) -> None:
-        self.densifier.after_step(self.field, {k: optimizers[k] for k in KEYS}, step, out["meta"])
+        self.densifier.after_step(self.field, optimizers, step, out["meta"])
 
     def step_stats(self) -> dict:
         return {"gaussians": self.field.count}
