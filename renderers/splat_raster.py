@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from gsplat.cuda import _torch_impl as gs_ref
 
+from dreamer.gather import gather_pairs, gather_rows
+
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
@@ -71,10 +73,10 @@ def project(means, quats, scales, opacities, colors, viewmats, Ks, width: int, h
 
 def _alpha_at(s: Splats2D, cam, gid, px, py, width: int, height: int) -> torch.Tensor:
     """alpha of Gaussian gid seen by camera cam at pixel centres (px, py): (P, Q); 0 where skipped."""
-    m, q = s.means2d[cam, gid], s.conics[cam, gid]
+    m, q = gather_pairs(s.means2d, cam, gid), gather_pairs(s.conics, cam, gid)
     dx, dy = m[:, :1] - px, m[:, 1:] - py
     sigma = 0.5 * (q[:, :1] * dx * dx + q[:, 2:] * dy * dy) + q[:, 1:2] * dx * dy
-    alpha = (s.opacities[cam, gid][:, None] * torch.exp(-sigma)).clamp_max(ALPHA_MAX)
+    alpha = (gather_pairs(s.opacities, cam, gid)[:, None] * torch.exp(-sigma)).clamp_max(ALPHA_MAX)
     valid = (sigma >= 0) & (alpha >= ALPHA_MIN) & (px < width) & (py < height)
     return torch.where(valid, alpha, torch.zeros_like(alpha))
 
@@ -123,7 +125,7 @@ def _segment_log_transmittance(log1m: torch.Tensor, tile: torch.Tensor):
     _, counts = torch.unique_consecutive(tile, return_counts=True)
     starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     cs = torch.cumsum(log1m.double(), 0)
-    before = torch.cat([cs.new_zeros((1,) + cs.shape[1:]), cs])[starts]  # cs[start - 1], 0 at 0
+    before = gather_rows(torch.cat([cs.new_zeros((1,) + cs.shape[1:]), cs]), starts)  # cs[start - 1], 0 at 0
     incl = cs - before
     return incl, incl - log1m.double()
 
@@ -160,7 +162,7 @@ def composite_tiles(s: Splats2D, width: int, height: int, tile_size: int = 4,
     weight = alpha * torch.exp(excl).to(alpha.dtype) * live
     pixel = (pairs.cam[:, None] * height + iy.clamp_max(height - 1)) * width + ix.clamp_max(width - 1)
     pixel = pixel.reshape(-1)  # out-of-image pixels carry weight 0
-    feats = s.colors[pairs.cam, pairs.gid]
+    feats = gather_pairs(s.colors, pairs.cam, pairs.gid)
     rgb = s.colors.new_zeros((C * height * width, D)).index_add(
         0, pixel, (weight[..., None] * feats[:, None, :]).reshape(-1, D))
     acc = s.colors.new_zeros(C * height * width).index_add(0, pixel, weight.reshape(-1))

@@ -162,7 +162,7 @@ def test_gaussian_duck_end_to_end(tmp_path):
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     splats = read_splats_ply(out / "splats.ply", 0)
     for key in ("means", "scales", "quats", "opacities", "sh0"):
-        assert torch.equal(splats[key], ckpt["state_dict"][f"field.splats.{key}"]), key
+        assert torch.equal(splats[key], ckpt["state_dict"][f"particles.0.field.splats.{key}"]), key
     assert splats["means"].shape[0] > 4096 * 1.1  # densification grew it
     (out / "splats.ply").unlink()
     again = dreamer("export", str(out), "--format", "glb,ply", "--resolution", "64", "--no-turntable")
@@ -181,7 +181,7 @@ def test_gaussian_run_resumes_after_kill_across_densification(tmp_path):
     kill_9_at_step(args, run, 30)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert 30 <= ckpt["global_step"] < 80
-    assert ckpt["state_dict"]["field.splats.means"].shape[0] != 800  # densified before the kill
+    assert ckpt["state_dict"]["particles.0.field.splats.means"].shape[0] != 800  # densified before the kill
 
     proc = dreamer("resume", str(run))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from ..gather import gather_rows
+
 PRIMES = (1, 2654435761, 805459861)
 
 
@@ -56,7 +58,7 @@ class HashGrid(nn.Module):
             frac = pos - base
             wx, wy, wz = (torch.stack([1 - frac[:, i], frac[:, i]], -1) for i in range(3))
             w = (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
-            emb = self.embeddings[self._corner_index(level, base)]  # (N, 8, F)
+            emb = gather_rows(self.embeddings, self._corner_index(level, base))  # (N, 8, F)
             feats.append(torch.einsum("nc,ncf->nf", w, emb))
         return torch.cat(feats, -1)
 
