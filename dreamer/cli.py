@@ -24,6 +24,16 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
+def _placement_options(p) -> None:
+    p.add_argument("--height", type=float, default=None, help="height of the exported asset in metres (default 1.0)")
+    p.add_argument("--pivot", default=None, help="base (default: stands on y = 0) or center")
+
+
+def _placement(args) -> dict:
+    """The export settings given as options; the schema checks them with the other values."""
+    return {k: v for k, v in (("height", args.height), ("pivot", args.pivot)) if v is not None}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dreamer", description="Text-to-3D by score distillation.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -40,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--out", default=None, help="run folder to create (default: outputs/<prompt>-<time>)")
     g.add_argument("--config", default=None, help=f"recipe YAML (default: configs/<method>-nerf.yaml, else configs/{DEFAULT_RECIPE})")
+    _placement_options(g)
     g.add_argument("overrides", nargs="*", help="key=value config overrides")
 
     r = sub.add_parser("run", help="run a recipe with key=value overrides")
@@ -52,9 +63,10 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="re-export a run's mesh")
     e.add_argument("run_dir")
-    e.add_argument("--format", default=None, help="comma-separated: glb,obj,ply (ply: Gaussian runs)")
+    e.add_argument("--format", default=None, help="comma-separated: glb,obj,usdz,ply,splat (ply, splat: Gaussian runs)")
     e.add_argument("--resolution", type=int, default=None, help="marching-cubes grid resolution")
     e.add_argument("--faces", type=int, default=None, help="target face count after decimation")
+    _placement_options(e)
     e.add_argument("--no-turntable", action="store_true")
 
     ev = sub.add_parser("eval", help="score toy-prior runs against the ground truth (writes metrics.json in each)")
@@ -150,7 +162,7 @@ def _dispatch(args) -> int:
         return _eval(args)
     if args.command == "generate":
         cfg, recipe = generate_config(args.prompt, args.method, args.representation, args.prior, args.object,
-                                      args.steps, args.seed, args.config, args.overrides)
+                                      args.steps, args.seed, args.config, args.overrides, _placement(args))
         check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second
         from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
@@ -172,6 +184,7 @@ def _dispatch(args) -> int:
         e["resolution"] = e["resolution"] if args.resolution is None else args.resolution
         e["faces"] = e["faces"] if args.faces is None else args.faces
         e["turntable"] = e["turntable"] and not args.no_turntable
+        e.update(_placement(args))
         cfg.export = from_dict(ExportConfig, e, "export")
         pipeline.validate_export(cfg.export)
         files = pipeline.export(run, cfg, pipeline.load_system(run, cfg))

@@ -200,7 +200,9 @@ WEIGHTINGS = ("sds", "uniform", "fantasia3d", "rho", "alpha")
 GUIDANCE_METHODS = ("sds", "vsd", "esd", "csd", "csm", "asd", "nfsd", "ism", "tsm", "bsd", "dsd", "cds")
 # The representation registry's names (dreamer.representations.REPRESENTATIONS), likewise.
 REPRESENTATIONS = ("nerf", "gaussians")
-EXPORT_FORMATS = ("glb", "obj", "ply")  # ply: a Gaussian run's splats.ply (other runs write none)
+# ply and splat: a Gaussian run's splats (splats.ply, splats.splat; other runs write none)
+EXPORT_FORMATS = ("glb", "obj", "ply", "splat", "usdz")
+DEFAULT_EXPORT_FORMATS = ("glb", "obj", "ply")
 
 
 @dataclass
@@ -377,7 +379,9 @@ class TrainerConfig:
 
 @dataclass
 class ExportConfig:
-    formats: Annotated[list, OneOf(EXPORT_FORMATS)] = field(default_factory=lambda: list(EXPORT_FORMATS))
+    formats: Annotated[list, OneOf(EXPORT_FORMATS)] = field(default_factory=lambda: list(DEFAULT_EXPORT_FORMATS))
+    height: Float(0, 1e4, above=True) = 1.0  # metres: the exported asset's height (+Y up)
+    pivot: Choice("base", "center") = "base"  # base: stands on y = 0, centred in x and z
     resolution: Int(16) = 128
     faces: Int(100, 100_000_000) = 20000
     texture_size: Int(16) = 512

@@ -18,6 +18,9 @@ from .config import ExperimentConfig
 from .errors import UserError
 from .eval.metrics import toy_silhouette_iou
 from .export.video import write_video
+from .export.placement import placement
+from .export.usdz import MISSING as USD_MISSING
+from .export.usdz import usd_available, write_usdz
 from .export.writers import write_glb, write_obj
 from .guidance import FAKE_SCORE_METHODS
 from .priors.factory import build_prior, check_prior
@@ -77,6 +80,8 @@ def validate_colours(cfg: ExperimentConfig, source) -> None:
 def validate_export(e) -> None:
     """What the schema cannot say of export settings (for new runs and `dreamer export` alike)."""
     budget.check_export(e)
+    if "usdz" in e.formats and not usd_available():
+        raise UserError(USD_MISSING)
 
 
 def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool) -> list:
@@ -125,7 +130,8 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
 
 
 def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
-    """Mesh, texture, the representation's own files and the turntable, as cfg.export asks."""
+    """Mesh, texture, the representation's own files and the turntable, as cfg.export asks; every
+    file at export.height with export.pivot (the turntable and the metrics stay in field units)."""
     e = cfg.export
     written, tm = [], None
     started = time.time()
@@ -134,11 +140,15 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
             mesh = rep.to_mesh(e)
+        where = placement(mesh.vertices, e.height, e.pivot)
+        mesh = mesh.transformed(where.scale, where.offset)
         if "glb" in e.formats:
             written.append(write_glb(mesh, folder / "model.glb"))
         if "obj" in e.formats:
             written += write_obj(mesh, folder / "model.obj")
-        written += rep.export_extras(folder, e.formats)
+        if "usdz" in e.formats:
+            written.append(write_usdz(mesh, folder / "model.usdz"))
+        written += rep.export_extras(folder, e.formats, where)
         tm = tm if k else mesh
     if e.turntable:
         written.append(write_turntable(run, cfg, system))

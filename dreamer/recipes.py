@@ -47,7 +47,7 @@ def method_recipe(method: str | None, prior: str | None = None, representation: 
 def generate_config(prompt: str, method: str | None = None, representation: str | None = None,
                     prior: str | None = None, mesh_object: str | None = None, steps: int | None = None,
                     seed: int | None = None, config: str | None = None,
-                    overrides: list[str] | tuple = ()) -> tuple[ExperimentConfig, Path]:
+                    overrides: list[str] | tuple = (), export: dict | None = None) -> tuple[ExperimentConfig, Path]:
     """(config, recipe path) of `dreamer generate PROMPT [options] [key=value ...]`."""
     if steps is not None and steps < 1:
         raise UserError(f"steps must be a positive integer, got {steps}")
@@ -69,5 +69,7 @@ def generate_config(prompt: str, method: str | None = None, representation: str 
         values["trainer"] = {"max_steps": steps}
     if seed is not None:
         values["seed"] = seed
+    if export:  # export settings given as options (height, pivot), checked by the schema like any value
+        values["export"] = dict(export)
     recipe = recipe_path(config or method_recipe(method, prior, representation))
     return build_config(recipe, list(overrides), values), recipe

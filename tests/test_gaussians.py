@@ -11,7 +11,9 @@ from conftest import ARTIFACTS, validate_gltf
 from test_end_to_end import dreamer, kill_9_at_step
 
 from dreamer.config import build_config
-from dreamer.geometry.gaussians import GaussianField, read_splats_ply, write_splats_ply
+from dreamer.export.placement import Placement
+from dreamer.export.splats import PROPERTIES, read_splat, write_splat, write_splats_ply
+from dreamer.geometry.gaussians import GaussianField, read_splats_ply
 
 
 def make_field(n=300, sh_degree=0, seed=0, **gaussians):
@@ -25,19 +27,55 @@ def make_field(n=300, sh_degree=0, seed=0, **gaussians):
     return field
 
 
-@pytest.mark.parametrize("sh_degree", [0, 3])
-def test_ply_round_trip_is_exact(tmp_path, sh_degree):
+@pytest.mark.parametrize("sh_degree", [0, 1, 3])
+def test_ply_has_the_62_inria_properties_and_reads_back_exactly(tmp_path, sh_degree):
     field = make_field(sh_degree=sh_degree)
-    write_splats_ply(field, tmp_path / "splats.ply")
+    write_splats_ply(field.splats, tmp_path / "splats.ply")
     back = read_splats_ply(tmp_path / "splats.ply", sh_degree)
     for key, value in field.splats.items():
-        assert torch.equal(back[key], value.detach()), key
+        want = value.detach()
+        if key == "quats":  # written of unit length
+            want = torch.nn.functional.normalize(want, dim=-1)
+            assert not torch.allclose(value.norm(dim=-1), torch.ones(field.count))  # the raw ones are not
+            torch.testing.assert_close(back[key].norm(dim=-1), torch.ones(field.count), rtol=0, atol=1e-6)
+        assert torch.equal(back[key], want), key
     header = (tmp_path / "splats.ply").read_bytes().split(b"end_header")[0].decode()
     names = [line.split()[-1] for line in header.splitlines() if line.startswith("property")]
-    rest = [f"f_rest_{i}" for i in range(3 * ((sh_degree + 1) ** 2 - 1))]
-    assert names == ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", *rest, "opacity",
-                     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert len(names) == 62 and names == list(PROPERTIES)
+    assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    assert names[-8:] == ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
     assert "format binary_little_endian 1.0" in header and f"element vertex {field.count}" in header
+    from plyfile import PlyData
+    v = PlyData.read(str(tmp_path / "splats.ply"))["vertex"]
+    used = (sh_degree + 1) ** 2 - 1  # bases beyond DC, per channel (channel-major: 15 a channel)
+    assert all(not v[f"f_rest_{c * 15 + b}"].any() for c in range(3) for b in range(used, 15))  # zeros where no data
+    assert all(v[f"f_rest_{c * 15 + b}"].any() for c in range(3) for b in range(used)) and not v["nx"].any()
+
+
+def test_splat_file_is_32_bytes_a_splat_and_decodes_to_the_placed_splats(tmp_path):
+    field = make_field(n=257)
+    where = Placement(1.7, (0.1, 0.85, -0.2))
+    write_splat(field.splats, tmp_path / "splats.splat", where)
+    assert (tmp_path / "splats.splat").stat().st_size == 32 * field.count
+    s = {k: v.detach() for k, v in field.splats.items()}
+    want = (s["means"] * 1.7 + torch.tensor(where.offset)).numpy()
+    got = read_splat(tmp_path / "splats.splat")
+    order = lambda a: a[np.lexsort(a.T[::-1])]  # noqa: E731 - the writer sorts splats along a Morton curve
+    np.testing.assert_allclose(order(got["means"]), order(want), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.sort(got["scales"].ravel()), np.sort((s["scales"].exp() * 1.7).numpy().ravel()),
+                               rtol=1e-5)
+    q = got["rot"].astype(np.float64) - 128
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 128, atol=2.5)  # unit quaternions in bytes
+
+
+def test_ply_follows_the_placement_of_the_mesh(tmp_path):
+    field = make_field(n=40)
+    write_splats_ply(field.splats, tmp_path / "placed.ply", Placement(2.0, (0.0, 1.0, 0.0)))
+    back = read_splats_ply(tmp_path / "placed.ply", 0)
+    s = {k: v.detach() for k, v in field.splats.items()}
+    torch.testing.assert_close(back["means"], s["means"] * 2 + torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(back["scales"], s["scales"] + math.log(2.0))
+    torch.testing.assert_close(back["opacities"], s["opacities"], rtol=0, atol=0)
 
 
 def test_reads_an_inria_ply_with_normals_and_more_sh_bands(tmp_path):
@@ -104,7 +142,7 @@ def test_a_line_through_a_gaussian_integrates_to_its_opacity():
 
 def test_init_from_a_ply_file(tmp_path):
     field = make_field(n=50, sh_degree=1)
-    write_splats_ply(field, tmp_path / "start.ply")
+    write_splats_ply(field.splats, tmp_path / "start.ply")
     again = make_field(n=7, sh_degree=1, init="ply", init_path=str(tmp_path / "start.ply"))
     # make_field perturbs after init: compare the file's values to a fresh, unperturbed load
     cfg = build_config(values={"geometry": {"type": "gaussians", "gaussians": {
@@ -112,7 +150,8 @@ def test_init_from_a_ply_file(tmp_path):
     fresh = GaussianField(cfg.geometry)
     assert fresh.count == 50 and again.count == 50
     for key, value in field.splats.items():
-        assert torch.equal(fresh.splats[key], value.detach()), key
+        want = torch.nn.functional.normalize(value.detach(), dim=-1) if key == "quats" else value.detach()
+        assert torch.equal(fresh.splats[key], want), key
 
 
 def test_checkpoint_with_more_gaussians_loads_into_a_fresh_field():
@@ -161,8 +200,15 @@ def test_gaussian_duck_end_to_end(tmp_path):
     assert validate_gltf(out / "model.glb")["issues"]["numErrors"] == 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     splats = read_splats_ply(out / "splats.ply", 0)
-    for key in ("means", "scales", "quats", "opacities", "sh0"):
-        assert torch.equal(splats[key], ckpt["state_dict"][f"particles.0.field.splats.{key}"]), key
+    raw = {k: ckpt["state_dict"][f"particles.0.field.splats.{k}"] for k in ("means", "scales", "quats", "opacities", "sh0")}
+    for key in ("opacities", "sh0"):
+        assert torch.equal(splats[key], raw[key]), key
+    assert torch.equal(splats["quats"], torch.nn.functional.normalize(raw["quats"], dim=-1))
+    # placed as the mesh is (1 m tall, standing on y = 0): one scale and one offset for every splat
+    scale = float((splats["scales"] - raw["scales"]).mean().exp())
+    torch.testing.assert_close(splats["scales"], raw["scales"] + math.log(scale))
+    offset = (splats["means"] - raw["means"] * scale).mean(0)
+    torch.testing.assert_close(splats["means"], raw["means"] * scale + offset, rtol=1e-5, atol=1e-5)
     assert splats["means"].shape[0] > 4096 * 1.1  # densification grew it
     (out / "splats.ply").unlink()
     again = dreamer("export", str(out), "--format", "glb,ply", "--resolution", "64", "--no-turntable")

@@ -1,4 +1,5 @@
-"""From a density field to a clean, decimated, UV-unwrapped triangle mesh with a baked texture."""
+"""From a density field to a closed, decimated, UV-unwrapped triangle mesh with smooth vertex
+normals and a baked texture."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +9,10 @@ import numpy as np
 import torch
 import trimesh
 import xatlas
+from scipy import ndimage
 
 from ..errors import UserError
+from .solid import clean_solid, surface_field
 
 
 @dataclass
@@ -18,6 +21,12 @@ class TexturedMesh:
     faces: np.ndarray  # (F, 3) int32, counter-clockwise seen from outside
     uvs: np.ndarray  # (V, 2) float32, origin bottom-left (OBJ convention)
     texture: np.ndarray  # (S, S, 3) uint8, row 0 = top (v = 1)
+    normals: np.ndarray  # (V, 3) float32 unit vertex normals, equal on both sides of a UV seam
+
+    def transformed(self, scale: float, offset) -> TexturedMesh:
+        """The mesh scaled by `scale` (> 0) and then moved by `offset`: normals are unchanged."""
+        vertices = (self.vertices * scale + np.asarray(offset, np.float32)).astype(np.float32)
+        return TexturedMesh(vertices, self.faces, self.uvs, self.texture, self.normals)
 
 
 @torch.no_grad()
@@ -52,38 +61,47 @@ def auto_threshold(grid: np.ndarray, voxel: float) -> float:
     return best
 
 
-def extract_mesh(density_fn, radius: float, resolution: int, threshold) -> trimesh.Trimesh:
-    """Marching cubes at `threshold` ("auto": see auto_threshold), keeping the largest component."""
+def extract_mesh(density_fn, radius: float, resolution: int, threshold, smoothing: float = 0.0) -> trimesh.Trimesh:
+    """The closed surface of the cleaned solid (dreamer/export/solid.py) at `threshold` ("auto": see
+    auto_threshold). `smoothing` (voxels) blurs the density first: a field made of thin layers
+    (Gaussians) becomes one slab instead of a stack of flakes."""
     grid = density_grid(density_fn, radius, resolution)
-    if threshold == "auto":
-        threshold = auto_threshold(grid, 2 * radius / (resolution - 1))
     if not np.isfinite(grid).all():
         raise UserError("the density field holds NaN/Inf values; the run diverged, resume from an earlier checkpoint")
+    if smoothing > 0:
+        grid = ndimage.gaussian_filter(grid, smoothing, mode="constant")
+    if threshold == "auto":
+        threshold = auto_threshold(grid, 2 * radius / (resolution - 1))
     if grid.max() <= threshold:
         raise UserError(f"the density field never exceeds the isosurface threshold {threshold} "
                         f"(max {grid.max():.2f}); lower geometry.isosurface_threshold or train longer")
+    field = surface_field(grid, threshold, clean_solid(grid > threshold))
     # A ring of empty voxels around the grid: the renderer sees nothing outside the ball, so a
     # surface that reaches the grid's edge is closed there instead of left open (or missing).
-    verts, faces = mcubes.marching_cubes(np.pad(grid, 1), threshold)
+    verts, faces = mcubes.marching_cubes(np.pad(field, 1, constant_values=-np.abs(field).max()), 0.0)
     verts = (verts - 1) / (resolution - 1) * 2 * radius - radius
     mesh = trimesh.Trimesh(verts, faces, process=True)
     if mesh.volume < 0:  # keep faces wound outward whatever the marching-cubes convention
         mesh.invert()
-    parts = mesh.split(only_watertight=False)
-    if len(parts) > 1:
-        mesh = max(parts, key=lambda m: len(m.faces))
     return mesh
 
 
 def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
+    """Quadric decimation to `faces`; the collapses can pinch off a sliver (two triangles back to
+    back), so only the largest piece is kept."""
     if len(mesh.faces) <= faces:
         return mesh
-    return mesh.simplify_quadric_decimation(face_count=faces)
+    mesh = mesh.simplify_quadric_decimation(face_count=faces)
+    parts = mesh.split(only_watertight=False)
+    return max(parts, key=lambda m: len(m.faces)) if len(parts) > 1 else mesh
 
 
 def unwrap(mesh: trimesh.Trimesh):
+    """(vertices, faces, uvs, normals) with UV seams split; the normals are the welded mesh's
+    (area-weighted face normals), so shading stays continuous across the seams."""
     vmapping, indices, uvs = xatlas.parametrize(mesh.vertices.astype(np.float32), mesh.faces.astype(np.uint32))
-    return mesh.vertices[vmapping].astype(np.float32), indices.astype(np.int32), uvs.astype(np.float32)
+    normals = np.asarray(mesh.vertex_normals, np.float32)[vmapping]
+    return mesh.vertices[vmapping].astype(np.float32), indices.astype(np.int32), uvs.astype(np.float32), normals
 
 
 def _rasterize_uv(uvs: np.ndarray, faces: np.ndarray, size: int):
@@ -151,10 +169,10 @@ def bake_texture(vertices, faces, uvs, colour_fn, size: int) -> np.ndarray:
 
 
 def textured_mesh_from_field(density_fn, colour_fn, radius: float, resolution: int, threshold: float,
-                             faces: int, texture_size: int) -> TexturedMesh:
-    mesh = decimate(extract_mesh(density_fn, radius, resolution, threshold), faces)
-    vertices, tri, uvs = unwrap(mesh)
+                             faces: int, texture_size: int, smoothing: float = 0.0) -> TexturedMesh:
+    mesh = decimate(extract_mesh(density_fn, radius, resolution, threshold, smoothing), faces)
+    vertices, tri, uvs, normals = unwrap(mesh)
     texture = bake_texture(vertices, tri, uvs, colour_fn, texture_size)
     if not (np.isfinite(vertices).all() and np.isfinite(uvs).all()):
         raise UserError("export produced non-finite vertices; the run diverged, resume from an earlier checkpoint")
-    return TexturedMesh(vertices, tri, uvs, texture)
+    return TexturedMesh(vertices, tri, uvs, texture, normals)

@@ -1,4 +1,5 @@
-"""Writers for GLB (glTF 2.0 PBR) and OBJ+MTL+PNG, each file moved into place atomically."""
+"""Writers for GLB (glTF 2.0 PBR) and OBJ+MTL+PNG, each file moved into place atomically. Both
+carry the mesh's own vertex normals, so the asset shades the same (smooth) in every format."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,21 +11,25 @@ from ..atomic import write_bytes, write_text
 from .mesh import TexturedMesh
 
 
+ROUGHNESS = 0.8  # a matte, non-metallic default: the baked albedo has no gloss information to say otherwise
+
+
 def _trimesh(tm: TexturedMesh, material) -> trimesh.Trimesh:
     visual = trimesh.visual.TextureVisuals(uv=tm.uvs, material=material)
-    return trimesh.Trimesh(tm.vertices, tm.faces, visual=visual, process=False)
+    return trimesh.Trimesh(tm.vertices, tm.faces, vertex_normals=tm.normals, visual=visual, process=False)
 
 
 def write_glb(tm: TexturedMesh, path: Path) -> Path:
     """Binary glTF: +Y up, front facing +Z, metres; a non-metallic PBR material with the texture.
 
     Built explicitly as PBRMaterial: trimesh's default SimpleMaterial exports without
-    metallicFactor, which glTF reads as fully metallic (a dark, mirror-like asset).
+    metallicFactor, which glTF reads as fully metallic (a dark, mirror-like asset). Single-sided on
+    purpose: the mesh is closed, so back faces are never seen and engines may cull them.
     """
     material = trimesh.visual.material.PBRMaterial(
         name="dreamer", baseColorTexture=Image.fromarray(tm.texture), metallicFactor=0.0,
-        roughnessFactor=1.0)
-    data = _trimesh(tm, material).export(file_type="glb")
+        roughnessFactor=ROUGHNESS, doubleSided=False)
+    data = trimesh.exchange.gltf.export_glb(_trimesh(tm, material).scene(), include_normals=True)
     write_bytes(path, data)
     return path
 

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import write_bytes
 from ..errors import UserError
 
 SH_C0 = 0.28209479177387814  # Y00: colour = 0.5 + SH_C0 * sh0
@@ -176,15 +175,6 @@ def _expand_boxes(lo: torch.Tensor, span: torch.Tensor, dims: torch.Tensor):
 
 
 # -- the 3DGS PLY file ---------------------------------------------------------------------------------
-
-def write_splats_ply(field: GaussianField, path) -> None:
-    """The Inria 3DGS layout (gsplat's writer): x y z, f_dc_*, f_rest_* channel-major, opacity
-    (logit), scale_* (log), rot_* (w x y z), binary little-endian."""
-    from gsplat import export_splats
-    s = {k: v.detach().cpu() for k, v in field.splats.items()}
-    data = export_splats(s["means"], s["scales"], s["quats"], s["opacities"], s["sh0"], s["shN"], format="ply")
-    write_bytes(path, data)
-
 
 def read_splats_ply(path, sh_degree: int) -> dict:
     """Raw parameters from a 3DGS PLY (ours, Inria's, gsplat's): normals are ignored, higher SH

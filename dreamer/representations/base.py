@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, textured_mesh_from_field
+from ..export.placement import Placement
 from ..schedule import evaluate
 
 
@@ -97,8 +98,9 @@ class Representation(nn.Module):
         """The asset as a textured triangle mesh, for model.glb / model.obj."""
         raise NotImplementedError
 
-    def export_extras(self, folder: Path, formats: list[str]) -> list[Path]:
-        """Files beyond the mesh that `formats` asks for and this representation can write."""
+    def export_extras(self, folder: Path, formats: list[str], where: Placement) -> list[Path]:
+        """Files beyond the mesh that `formats` asks for and this representation can write, placed
+        as the mesh is (`where`: its height and pivot)."""
         return []
 
 
@@ -108,6 +110,7 @@ class FieldRepresentation(Representation):
 
     field: nn.Module
     renderer: nn.Module
+    mesh_smoothing = 0.0  # voxels of blur on the density before the mesh is extracted
 
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         return self.renderer(self.field, background, cams, shading, randomized, generator, bg_color)
@@ -137,7 +140,7 @@ class FieldRepresentation(Representation):
 
     @torch.no_grad()
     def to_mesh(self, export_cfg) -> TexturedMesh:
-        """Marching cubes of the density at geometry.isosurface_threshold, baked albedo."""
+        """The closed surface of the cleaned solid above geometry.isosurface_threshold, baked albedo."""
         g, e = self.cfg.geometry, export_cfg
         return textured_mesh_from_field(self.density, self.display_albedo, g.radius, e.resolution,
-                                        g.isosurface_threshold, e.faces, e.texture_size)
+                                        g.isosurface_threshold, e.faces, e.texture_size, self.mesh_smoothing)

@@ -8,7 +8,8 @@ import torch
 
 from ..errors import UserError
 from ..export.mesh import auto_threshold, density_grid
-from ..geometry.gaussians import KEYS, GaussianField, write_splats_ply
+from ..export.splats import write_splat, write_splats_ply
+from ..geometry.gaussians import KEYS, GaussianField
 from renderers.gaussian import GaussianRenderer
 
 from .base import FieldRepresentation, Representation
@@ -17,6 +18,9 @@ from .densify import Densifier
 
 class Gaussians(FieldRepresentation):
     name = "gaussians"
+    # The kernel sum of a trained run is layers of flat splats: blurred by two voxels they merge
+    # into one slab, whose surface is one closed sheet instead of a stack of see-through flakes.
+    mesh_smoothing = 2.0
 
     def __init__(self, cfg, particle: int = 0, start: tuple | None = None):
         """`start`: (points, colours) to place the Gaussians at instead of geometry.gaussians.init."""
@@ -82,11 +86,15 @@ class Gaussians(FieldRepresentation):
         if "densify_state" in extras:
             self.densifier.state = extras["densify_state"]
 
-    def export_extras(self, folder, formats) -> list[Path]:
-        if "ply" not in formats:
-            return []
-        write_splats_ply(self.field, folder / "splats.ply")
-        return [folder / "splats.ply"]
+    def export_extras(self, folder, formats, where) -> list[Path]:
+        written = []
+        if "ply" in formats:
+            write_splats_ply(self.field.splats, folder / "splats.ply", where)
+            written.append(folder / "splats.ply")
+        if "splat" in formats:
+            write_splat(self.field.splats, folder / "splats.splat", where)
+            written.append(folder / "splats.splat")
+        return written
 
 
 @torch.no_grad()
