@@ -17,7 +17,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-tools: tests/js/node_modules/.installed
+tools: tests/js/node_modules/.installed .venv-blender/.installed
+
+# Blender as a Python module for the export tests (tests/clients): its own venv, because bpy pins
+# numpy 1.x. bpy wheels exist for one Python version (3.11 for Blender 5.0); elsewhere the tests skip.
+.venv-blender/.installed:
+	$(PYTHON) -m venv .venv-blender
+	.venv-blender/bin/pip install -q bpy==5.0.1 || echo "bpy could not be installed here: the Blender checks will skip"
+	touch $@
 
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
@@ -33,4 +40,4 @@ test-fast: setup tools
 	$(BIN)/python -m pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .cache test-artifacts
+	rm -rf $(VENV) .venv-blender tests/js/node_modules .cache test-artifacts

@@ -38,3 +38,38 @@ def validate_gltf(path) -> dict:
     out = subprocess.run(["node", str(VALIDATOR), str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+THREE_LOADER = ROOT / "tests" / "js" / "three-load.mjs"
+BLENDER_PYTHON = ROOT / ".venv-blender" / "bin" / "python"
+BLENDER_FACTS = ROOT / "tests" / "clients" / "blender_facts.py"
+
+
+def _missing(what: str, fix: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed: {fix} (done by `make tools`)")
+    pytest.skip(f"{what} not installed ({fix})")
+
+
+def three_facts(path) -> dict:
+    """What three.js's GLTFLoader builds from a GLB, in Node (tests/js/three-load.mjs)."""
+    import json
+    if shutil.which("node") is None or not (ROOT / "tests" / "js" / "node_modules" / "three").exists():
+        _missing("three.js", "npm ci --prefix tests/js")
+    out = subprocess.run(["node", str(THREE_LOADER), str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def blender_facts(path, render_to=None) -> dict:
+    """What Blender (bpy from PyPI, in .venv-blender) sees in an exported GLB or OBJ."""
+    import json
+    probe = subprocess.run([str(BLENDER_PYTHON), "-c", "import bpy"], capture_output=True) \
+        if BLENDER_PYTHON.exists() else None
+    if probe is None or probe.returncode != 0:
+        _missing("Blender (bpy)", "make tools, which needs Python 3.11 for bpy 5.0")
+    args = [str(BLENDER_PYTHON), str(BLENDER_FACTS), str(path)] + ([str(render_to)] if render_to else [])
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BLENDER_FACTS ")), None)
+    assert out.returncode == 0 and line, (out.stdout[-2000:], out.stderr[-2000:])
+    return json.loads(line[len("BLENDER_FACTS "):])

@@ -60,6 +60,11 @@ PROBES = [
     (["export.texture_size=-1"], "export.texture_size must be at least 16"),
     (["export.turntable_frames=0"], "export.turntable_frames must be at least 1"),
     (["export.turntable_fps=0"], "export.turntable_fps must be at least 1"),
+    (["--height", "0"], "export.height must be above 0"),
+    (["--height", "nan"], "export.height must be a finite number"),
+    (["--height", "tall"], "argument --height: invalid float value: 'tall'"),
+    (["--pivot", "top"], "unknown export.pivot 'top'; choose one of: base, center"),
+    (["export.formats=[glb,fbx]"], "export.formats"),
     # 4: sizes beyond the machine's memory, with the estimate
     (["camera.width=[100000]", "camera.height=[100000]"], "one training render"),
     (["camera.eval_resolution=100000"], "the evaluation and turntable views at 100000²"),
@@ -276,6 +281,21 @@ def test_a_damaged_checkpoint_is_refused_and_changes_nothing(run_copy, damage, c
     line = one_line_error(dreamer(command, run_copy), "is damaged or not a dreamer checkpoint")
     assert "step-000002.ckpt" in line  # the newest intact fallback is offered
     assert snapshot(run_copy) == before and json.loads((run_copy / "run.json").read_text())["status"] == "done"
+
+
+def test_export_options_are_checked_before_anything_is_written(run_copy):
+    before = snapshot(run_copy)
+    one_line_error(dreamer("export", run_copy, "--height", "-2"), "export.height must be above 0")
+    one_line_error(dreamer("export", run_copy, "--format", "glb,stl"), "export.formats")
+    assert snapshot(run_copy) == before
+
+
+def test_usdz_without_usd_core_is_refused_before_anything_is_written(run_copy, monkeypatch):
+    import dreamer.pipeline
+    monkeypatch.setattr(dreamer.pipeline, "usd_available", lambda: False)
+    before = snapshot(run_copy)
+    one_line_error(dreamer_in_process("export", run_copy, "--format", "glb,usdz"), "pip install usd-core")
+    assert snapshot(run_copy) == before
 
 
 def test_a_planted_pickle_does_not_run(run_copy, tmp_path):
