@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import trimesh
 from conftest import ARTIFACTS, validate_gltf
 from test_end_to_end import dreamer, kill_9_at_step
 
@@ -100,8 +101,6 @@ def test_reads_an_inria_ply_with_normals_and_more_sh_bands(tmp_path):
 
 
 def test_a_ply_without_gaussian_fields_fails_with_one_line(tmp_path):
-    import trimesh
-
     from dreamer.errors import UserError
     trimesh.creation.box().export(tmp_path / "mesh.ply")
     with pytest.raises(UserError, match="not a 3DGS PLY: it lacks f_dc_0"):
@@ -210,6 +209,9 @@ def test_gaussian_duck_end_to_end(tmp_path):
     offset = (splats["means"] - raw["means"] * scale).mean(0)
     torch.testing.assert_close(splats["means"], raw["means"] * scale + offset, rtol=1e-5, atol=1e-5)
     assert splats["means"].shape[0] > 4096 * 1.1  # densification grew it
+    mesh = trimesh.load(out / "model.glb", process=False).to_geometry()
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)  # weld the UV seams
+    assert mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1  # one closed sheet, not flakes
     (out / "splats.ply").unlink()
     again = dreamer("export", str(out), "--format", "glb,ply", "--resolution", "64", "--no-turntable")
     assert again.returncode == 0, again.stderr[-2000:]

@@ -1,21 +1,26 @@
 """The voxel solid an exported mesh is the surface of: a field's artefacts removed first.
 
 A trained field holds things no asset should: floaters (small disconnected blobs), sealed bubbles
-inside the body, and thin tunnels where the field is weak. The rule, on the solid (voxels above the
-isosurface level), in this order:
+inside the body, and tunnels where the field is weak. The rule, on the solid (voxels above the
+isosurface level):
 1. keep the largest face-connected piece (floaters and specks go);
-2. close tunnels and notches narrower than CLOSE_VOXELS * 2 voxels (a morphological closing with
-   a ball; a mug's handle, at 128 voxels across, is wider than this and stays);
-3. fill every cavity the outside cannot reach (bubbles inside the body become solid);
-4. keep the largest face-connected piece again (the closing may have joined or split pieces).
+2. close notches and tunnels narrower than 2 * CLOSE_VOXELS voxels (a morphological closing with a
+   ball of that radius), fill every cavity the outside cannot reach, keep the largest piece again;
+3. if the result still has handles (genus above 0), close with larger balls, one voxel at a time up
+   to HANDLE_FRACTION of the object's largest extent, and keep the first radius that leaves fewer
+   handles. A tunnel narrower than about a fifth of the object is taken for an artefact of the field;
+   a wider hole (a mug's handle, a donut's) is the shape and stays.
 Face connectivity (not edge or corner) is what marching cubes needs to give one manifold surface.
 """
 from __future__ import annotations
 
+import mcubes
 import numpy as np
+import trimesh
 from scipy import ndimage
 
-CLOSE_VOXELS = 2  # ball radius of the closing, in voxels
+CLOSE_VOXELS = 2  # ball radius of the closing every solid gets, in voxels
+HANDLE_FRACTION = 0.1  # largest closing radius tried against handles, as a share of the object's extent
 
 
 def largest_piece(solid: np.ndarray) -> np.ndarray:
@@ -31,16 +36,36 @@ def ball(radius: int) -> np.ndarray:
     return (r[:, None, None] ** 2 + r[None, :, None] ** 2 + r[None, None, :] ** 2) <= radius * radius
 
 
-def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS) -> np.ndarray:
-    """The rule above on a boolean grid; the grid is padded so the closing never meets its edge."""
-    solid = largest_piece(solid)
-    if close_voxels > 0:
-        pad = close_voxels + 1
-        padded = np.pad(solid, pad)
-        padded = ndimage.binary_closing(padded, structure=ball(close_voxels))
+def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS,
+                handle_fraction: float = HANDLE_FRACTION) -> np.ndarray:
+    """The rule above on a boolean grid."""
+    piece = largest_piece(solid)
+    best = closed(piece, close_voxels)
+    handles = genus(best)
+    if handles > 0:
+        lo, hi = np.argwhere(piece).min(0), np.argwhere(piece).max(0)
+        for radius in range(close_voxels + 1, int(handle_fraction * (hi - lo + 1).max()) + 1):
+            candidate = closed(piece, radius)
+            fewer = genus(candidate)
+            if fewer < handles:
+                best, handles = candidate, fewer
+                break
+    return best
+
+
+def closed(solid: np.ndarray, radius: int) -> np.ndarray:
+    """Closing with a ball (on a padded grid, so it never meets the edge), cavities filled, largest piece."""
+    if radius > 0:
+        pad = radius + 1
+        padded = ndimage.binary_closing(np.pad(solid, pad), structure=ball(radius))
         solid = padded[pad:-pad, pad:-pad, pad:-pad] | solid
-    solid = ndimage.binary_fill_holes(solid)
-    return largest_piece(solid)
+    return largest_piece(ndimage.binary_fill_holes(solid))
+
+
+def genus(solid: np.ndarray) -> int:
+    """Handles of a one-piece solid without cavities, from its marching-cubes surface (Euler characteristic 2 - 2g)."""
+    verts, faces = mcubes.marching_cubes(np.pad(solid.astype(np.float32), 1), 0.5)
+    return max(0, (2 - trimesh.Trimesh(verts, faces, process=True).euler_number) // 2)
 
 
 def surface_field(values: np.ndarray, level: float, solid: np.ndarray) -> np.ndarray:
