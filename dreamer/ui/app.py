@@ -90,7 +90,7 @@ def build_app(root: Path, queue=None, overrides=()):
             return info["preview"], None, None, None
         obj_zip(out)
         have = lambda name: str(out / name) if (out / name).is_file() else None
-        files = [f for f in map(have, ("model.glb", "model-obj.zip", "splats.ply")) if f]
+        files = [f for f in map(have, ("model.glb", "model-obj.zip", "model.usdz", "splats.ply", "splats.splat")) if f]
         return info["preview"], have("model.glb"), have("turntable.mp4"), files or None
 
     def status(job_id):
