@@ -74,6 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--views", type=int, default=16, help="held-out views at uniform azimuths")
     ev.add_argument("--resolution", type=int, default=64, help="render resolution of the held-out views")
 
+    bt = sub.add_parser("batch", help="run many jobs (a file of prompts or a YAML list of jobs) on a local pool "
+                                      "or a Ray cluster; `dreamer batch status DIR` shows a batch's table")
+    bt.add_argument("jobs", help="JOBS file: one prompt a line, or a YAML list of jobs (prompt, method, "
+                                 "representation, prior, seed, steps, overrides); or `status`")
+    bt.add_argument("status_dir", nargs="?", default=None, help=argparse.SUPPRESS)
+    bt.add_argument("--out", default=None, help="batch folder: one run folder per job, summary.csv, summary.md")
+    bt.add_argument("--jobs", dest="workers", type=int, default=None,
+                    help="local pool: jobs at a time (default: one per GPU, else 1)")
+    bt.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run on Ray: a cluster's host:port, auto (the cluster this machine belongs to, "
+                         "the default of a bare --ray) or local (start one here)")
+    bt.add_argument("--dashboard", action="store_true", help="with --ray local: start Ray's dashboard")
+    bt.add_argument("overrides", nargs="*", help="key=value config overrides for every job")
+
     b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
                                      "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture; quality: the method grid "
                                      "on the toy's ground truth; splats: our Gaussian rasterizer vs dense compositing)")
@@ -88,7 +102,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="quality: comma-separated toy objects (default: the four with a distinct front)")
     b.add_argument("--seeds", default="0,1", help="quality: comma-separated seeds")
     b.add_argument("--out", default="bench-quality", help="quality: root folder of the runs and results")
-    b.add_argument("--jobs", type=int, default=1, help="quality: runs at a time (each with one thread)")
+    b.add_argument("--jobs", type=int, default=1, help="quality: runs at a time on this machine (the cores divided among them)")
+    b.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="quality: run the grid on Ray (host:port, auto or local), as `dreamer batch --ray`")
     b.add_argument("--run-steps", type=int, default=None, help="quality: steps per run (default: each recipe's)")
     b.add_argument("overrides", nargs="*", help="quality: key=value overrides for every run")
     b.add_argument("--batch-sizes", default="1,4", help="prior: comma-separated views per step")
@@ -158,6 +174,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "bench":
         return _bench(args)
+    if args.command == "batch":
+        return _batch(args)
     if args.command == "eval":
         return _eval(args)
     if args.command == "generate":
@@ -193,6 +211,30 @@ def _dispatch(args) -> int:
         raise UserError(f"unknown command {args.command}")
     _summary(run, result)
     return 0
+
+
+def _batch(args) -> int:
+    from .batch import summary  # start-up
+    if args.jobs == "status" and args.status_dir:
+        print(summary.status(Path(args.status_dir)), end="")
+        return 0
+    if args.status_dir:
+        raise UserError(f"unexpected argument {args.status_dir!r}; `dreamer batch JOBS --out DIR` or `dreamer batch status DIR`")
+    if not args.out:
+        raise UserError("dreamer batch needs --out DIR, the folder its run folders go to")
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--jobs must be at least 1")
+    if args.ray is not None and args.workers is not None:
+        raise UserError("--jobs is for the local pool; with --ray, Ray places the jobs")
+    from .batch.jobs import read_jobs  # start-up
+    from .batch.pools import LocalPool, RayPool  # start-up
+    from .batch.runner import run_batch  # start-up
+    jobs = read_jobs(Path(args.jobs), args.overrides)  # every job checked before any starts
+    root = Path(args.out)
+    pool = RayPool(args.ray, root, args.dashboard) if args.ray is not None else LocalPool(args.workers)
+    table = run_batch(jobs, root, pool, say=lambda m: print(m, file=sys.stderr, flush=True))
+    print(summary.to_markdown(table), end="")
+    return 0 if all(r["status"] == "done" for r in table) else 1
 
 
 def _bench(args) -> int:
@@ -238,8 +280,12 @@ def _bench_quality(args) -> int:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds}") from None
     if args.jobs < 1 or (args.run_steps is not None and args.run_steps < 1):
         raise UserError("--jobs and --run-steps must be at least 1")
+    if args.ray is not None and args.jobs != 1:
+        raise UserError("--jobs is for the local pool; with --ray, Ray places the runs")
+    from .batch.pools import LocalPool, RayPool  # start-up
+    pool = RayPool(args.ray, Path(args.out), False) if args.ray is not None else LocalPool(args.jobs)
     command = "dreamer " + " ".join(shlex.quote(a) for a in args.argv)
-    result = quality.run(methods, objects, seeds, Path(args.out), args.run_steps, args.jobs, args.overrides,
+    result = quality.run(methods, objects, seeds, Path(args.out), args.run_steps, pool, args.overrides,
                          command=command, say=lambda m: print(m, file=sys.stderr, flush=True))
     print(quality.markdown(result["summary"], command))
     print(f"written: {Path(args.out) / 'results.csv'}, summary.md, summary.png", file=sys.stderr)

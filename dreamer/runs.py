@@ -120,3 +120,17 @@ class RunDir:
                 state[key] = value
         self.write_state(state)
         return state
+
+
+def run_progress(path: Path) -> dict:
+    """What a run folder says now, never raising: status, step, max_steps, metrics, error, timings
+    (run.json) and the latest step (progress.json); {} where there is no run yet."""
+    info: dict = {}
+    for name in (STATE_FILE, "progress.json"):
+        try:
+            data = json.loads((Path(path) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            info.update({k: v for k, v in data.items() if k != "step" or v >= info.get("step", 0)})
+    return info

@@ -146,19 +146,28 @@ def test_optimization_beats_the_initial_blob(tmp_path):
     assert end > start + 0.08
 
 
-def test_demo_glb_reads_back_as_the_nerf(demo_run):
+def test_demo_glb_reads_back_as_the_nerf(demo_run, tmp_path):
     """The exported GLB, loaded by trimesh and drawn from 4 views, has the NeRF's silhouette
     (so it is upright, faces +Z and has the right scale) and its colours."""
     from dreamer.cameras import orbit
     from dreamer.pipeline import load_system
     from dreamer.runs import RunDir
     from mesh_splat import splat_glb
+    from dreamer.export.placement import placement
+    from dreamer.export.writers import write_glb
     out, _ = demo_run
     run = RunDir.open(out)
-    system = load_system(run, run.config())
+    cfg = run.config()
+    system = load_system(run, cfg)
     cams = orbit(4, 15, 2.0, 40, 64, start_azimuth=30)
     nerf = system.render_views(cams, mode="albedo")
-    rgb, mask = splat_glb(out / "model.glb", cams)
+    # The export path of `dreamer export` (the demo's own model.glb was re-exported smaller above),
+    # at 1 m standing on y = 0; undoing that placement must land it on the NeRF.
+    with torch.no_grad():
+        mesh = system.representation.to_mesh(cfg.export)
+    where = placement(mesh.vertices, cfg.export.height, cfg.export.pivot)
+    glb = write_glb(mesh.transformed(where.scale, where.offset), tmp_path / "model.glb")
+    rgb, mask = splat_glb(glb, cams, placed=where)
     covered = nerf["opacity"][..., 0].numpy() > 0.5
     iou = (mask & covered).sum() / (mask | covered).sum()
     both = mask & covered
@@ -182,8 +191,8 @@ def test_a_short_run_of_every_genus_0_toy_object_exports_one_closed_manifold(pro
     from dreamer.cli import main
     out = tmp_path / "run"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["generate", f"a {prompt}", "--steps", "60", "--out", str(out), "export.formats=[glb]",
-                     "export.turntable=false", "export.resolution=96", "trainer.val_every=1000"])
+        code = main(["generate", f"a {prompt}", "--steps", "40", "--out", str(out), "export.formats=[glb]",
+                     "export.turntable=false", "export.resolution=80", "trainer.val_every=1000"])
     assert code == 0
     mesh = trimesh.load(out / "model.glb", process=False).to_geometry()
     mesh.merge_vertices(merge_tex=True, merge_norm=True)  # weld the UV seams

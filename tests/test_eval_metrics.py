@@ -150,4 +150,4 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(argv) == 0  # everything done: nothing reruns
-    assert "2 runs planned, 2 already done" in capsys.readouterr().err
+    assert "2 jobs, 2 already done" in capsys.readouterr().err

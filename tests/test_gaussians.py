@@ -213,7 +213,8 @@ def test_gaussian_duck_end_to_end(tmp_path):
     mesh.merge_vertices(merge_tex=True, merge_norm=True)  # weld the UV seams
     assert mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1  # one closed sheet, not flakes
     (out / "splats.ply").unlink()
-    again = dreamer("export", str(out), "--format", "glb,ply", "--resolution", "64", "--no-turntable")
+    # the splats are placed like the mesh, so the same export settings give the same file
+    again = dreamer("export", str(out), "--format", "glb,ply", "--no-turntable")
     assert again.returncode == 0, again.stderr[-2000:]
     assert torch.equal(read_splats_ply(out / "splats.ply", 0)["means"], splats["means"])
 

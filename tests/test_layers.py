@@ -18,6 +18,7 @@ LAYERS = [
     ("representations", ["dreamer.representations"]),
     ("systems", ["systems", "dreamer.callbacks"]),
     ("job", ["dreamer.pipeline", "dreamer.recipes", "dreamer.evaluation"]),
+    ("batch", ["dreamer.batch"]),
     ("front ends", ["dreamer.cli", "dreamer.ui", "dreamer.bench", "app"]),
 ]
 

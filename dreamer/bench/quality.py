@@ -1,8 +1,9 @@
 """`dreamer bench quality`: every method on several toy objects and seeds, scored by `dreamer eval`.
 
 Each (method, object, seed) is one ordinary run folder under the output root
-(<root>/<method>/<object>/seed<k>), made by `dreamer generate` in a subprocess, so a crash stays in
-its run and a killed bench continues where it stopped: finished runs are kept, started ones resume.
+(<root>/<method>/<object>/seed<k>), made by `dreamer batch`'s runner (a local pool of worker
+processes, or Ray tasks with --ray), so a crash stays in its run and a killed bench continues where
+it stopped: finished runs are kept, started ones resume.
 Then every run is evaluated and the results are written next to them:
   results.csv  one row per run;   summary.md  one row per method, with the command that made it,
   then method x object tables (a mean over objects hides effects that show on one object only);
@@ -14,16 +15,14 @@ import csv
 import io
 import json
 import statistics
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..atomic import write_bytes, write_text
+from ..batch.pools import LocalPool
+from ..batch.runner import run_planned
 from ..errors import UserError
 from ..evaluation import evaluate
-from ..runs import slugify
+from ..runs import run_progress, slugify
 
 METRICS = [("silhouette_iou", "IoU", ".3f"), ("psnr", "PSNR (dB)", ".2f"), ("chamfer", "Chamfer", ".4f"),
            ("janus_score", "Janus", "+.2f"), ("saturation_ratio", "saturation", ".2f")]
@@ -33,65 +32,18 @@ def run_path(root: Path, method: str, obj: str, seed: int) -> Path:
     return root / method / slugify(obj) / f"seed{seed}"
 
 
-def _status(path: Path) -> str | None:
-    try:
-        return json.loads((path / "run.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
-
-
-def _command(path: Path, method: str, obj: str, seed: int, steps: int | None, overrides: list[str]) -> list[str]:
-    status = _status(path)
-    if status == "done":
-        return []
-    base = [sys.executable, "-m", "dreamer.cli"]
-    if status is not None:  # started before: continue it to its final step
-        return base + ["resume", str(path)]
-    cmd = base + ["generate", f"a {obj}", "--method", method, "--seed", str(seed), "--out", str(path)]
-    if steps:
-        cmd += ["--steps", str(steps)]
-    return cmd + ["export.turntable=false"] + overrides
-
-
-def _run_all(jobs_list, jobs: int, say) -> list[str]:
-    """Run the commands `jobs` at a time; returns the failures (one line each)."""
-    failures, started, done = [], time.time(), 0
-    todo = [j for j in jobs_list if j[1]]
-    if not todo:
-        return failures
-
-    def one(job):
-        path, cmd = job
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        return path, proc
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for fut in as_completed([pool.submit(one, j) for j in todo]):
-            path, proc = fut.result()
-            done += 1
-            elapsed = time.time() - started
-            eta = elapsed / done * (len(todo) - done)
-            state = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-            say(f"[{done}/{len(todo)}] {path}: {state}; {elapsed / 60:.1f} min so far, about {eta / 60:.1f} min left")
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                failures.append(f"{path}: {last}")
-    return failures
-
-
 def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, steps: int | None = None,
-        jobs: int = 1, overrides: list[str] | None = None, views: int = 16, command: str = "",
+        pool=None, overrides: list[str] | None = None, views: int = 16, command: str = "",
         say=print) -> dict:
-    overrides = list(overrides or [])
-    if jobs > 1:
-        overrides.append("threads=1")  # parallel runs on few cores: one thread each avoids oversubscription
+    """The grid on `pool` (default: a local pool of one worker), then `dreamer eval` of every finished run."""
+    root = Path(root).resolve()
+    shared = ["export.turntable=false"] + list(overrides or [])
     # Seed-major: a benchmark stopped half-way has every method on every object once.
-    planned = [(m, o, s) for s in seeds for o in objects for m in methods]
-    jobs_list = [(run_path(root, m, o, s), _command(run_path(root, m, o, s), m, o, s, steps, overrides))
-                 for m, o, s in planned]
-    say(f"{len(planned)} runs planned, {sum(1 for _, c in jobs_list if not c)} already done")
-    failures = _run_all(jobs_list, jobs, say)
-    finished = [str(p) for p, _ in jobs_list if _status(p) == "done"]
+    planned = [({"prompt": f"a {o}", "method": m, "seed": s, "steps": steps, "overrides": shared},
+                run_path(root, m, o, s)) for s in seeds for o in objects for m in methods]
+    outcomes, _ = run_planned(planned, pool or LocalPool(1), say)
+    failures = [f"{out}: {o['error']}" for out, o in outcomes.items() if o["status"] != "done"]
+    finished = [str(out) for _, out in planned if run_progress(out).get("status") == "done"]
     if not finished:
         raise UserError(f"no run finished; first failure: {failures[0] if failures else 'none'}")
     result = evaluate(finished, views=views, say=say)

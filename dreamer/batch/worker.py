@@ -1,0 +1,52 @@
+"""One job of a batch, made or continued in this process: the code `dreamer generate` and
+`dreamer resume` run. The local pool starts it as `python -m dreamer.batch.worker SPEC OUT` (SPEC:
+the job as JSON), so a crash stays in the job; a Ray task calls run_job in its worker."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from ..runs import run_progress
+from ..yamldata import first_line
+from .jobs import job_config
+
+
+def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
+    """Make the job's run folder at `out`, continue it if it was started, skip it if it is done.
+    `threads`: torch's intra-op threads for this job (the pool divides the cores; not a config key,
+    so a job's config.yaml is the same whichever pool ran it). Returns its outcome: status (done or
+    failed), error (one line), seconds."""
+    import torch  # start-up: torch loads only once a job runs
+
+    from .. import pipeline  # start-up: likewise
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.time()
+    status = run_progress(Path(out)).get("status")
+    try:
+        if status is None:
+            pipeline.generate(job_config(spec), out, progress=False)
+        elif status != "done":
+            pipeline.resume(out, progress=False)
+    except UserError as exc:
+        return {"status": "failed", "error": first_line(exc, 300), "seconds": time.time() - started}
+    except Exception as exc:  # noqa: BLE001 - a job's failure is reported, never raised into the batch
+        return {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc, 300)}",
+                "seconds": time.time() - started}
+    return {"status": "done", "error": None, "seconds": time.time() - started}
+
+
+def main(argv: list[str]) -> int:
+    outcome = run_job(json.loads(argv[0]), argv[1], int(os.environ.get("DREAMER_THREADS", "0")) or None)
+    if outcome["status"] != "done":
+        print(f"dreamer: error: {outcome['error']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
