@@ -17,6 +17,7 @@ from .errors import UserError
 from .priors.factory import check_prior
 from .recipes import DEFAULT_RECIPE, generate_config, recipe_path
 from .runs import RunDir
+from .yamldata import clip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,8 +219,11 @@ def _batch(args) -> int:
     if args.jobs == "status" and args.status_dir:
         print(summary.status(Path(args.status_dir)), end="")
         return 0
-    if args.status_dir:
-        raise UserError(f"unexpected argument {args.status_dir!r}; `dreamer batch JOBS --out DIR` or `dreamer batch status DIR`")
+    if args.status_dir and "=" in args.status_dir:  # argparse gives the first override to the optional slot
+        args.overrides = [args.status_dir] + list(args.overrides)
+    elif args.status_dir:
+        raise UserError(f"unexpected argument {clip(args.status_dir)}; `dreamer batch JOBS --out DIR` or "
+                        f"`dreamer batch status DIR`")
     if not args.out:
         raise UserError("dreamer batch needs --out DIR, the folder its run folders go to")
     if args.workers is not None and args.workers < 1:

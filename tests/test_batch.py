@@ -197,3 +197,12 @@ def _json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def test_overrides_before_the_options_still_apply_to_every_job(tmp_path):
+    (tmp_path / "jobs.txt").write_text("a rubber duck\n")
+    one_line_error(dreamer_in_process("batch", tmp_path / "jobs.txt", "guidance.guidance_scale=-1", "--out",
+                                      tmp_path / "b"), "line 1: guidance.guidance_scale must be at least 0")
+    one_line_error(dreamer_in_process("batch", tmp_path / "jobs.txt", "stray", "--out", tmp_path / "b"),
+                   "unexpected argument stray")
+    assert not (tmp_path / "b").exists()
