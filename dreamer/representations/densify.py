@@ -23,7 +23,11 @@ class Densifier:
             prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
             prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start_iter,
             refine_stop_iter=d.refine_stop_iter, refine_every=d.refine_every,
-            reset_every=1 << 30, verbose=False)  # our own reset below
+            # gsplat 1.5.3 reads reset_every twice: its own reset (never fires: see the module
+            # docstring; ours is below) and "prune oversized Gaussians only after step reset_every".
+            # The second must stay alive: oversized ones are pruned from our first reset on, or
+            # from the first refinement when there is no reset.
+            reset_every=d.reset_every or d.refine_start_iter, verbose=False)
         # 3D thresholds are relative to the scene scale: the object's bounding radius here
         self.state = self.strategy.initialize_state(scene_scale=cfg.geometry.radius)
         self.checked = False
@@ -32,10 +36,23 @@ class Densifier:
         if self.cfg.enabled:
             meta["means2d"].retain_grad()  # what DefaultStrategy.step_pre_backward does
 
+    def restore(self, state: dict) -> None:
+        """A checkpoint's state. Lightning loads checkpoints to the CPU, so its tensors move to the
+        Gaussians' device and dtype at the next step (gsplat's index_add_ cannot mix devices)."""
+        self.state = state
+
+    def _follow(self, field) -> None:
+        means = field.splats["means"]
+        for key, value in self.state.items():
+            if torch.is_tensor(value) and (value.device != means.device or
+                                           (value.is_floating_point() and value.dtype != means.dtype)):
+                self.state[key] = value.to(means.device, means.dtype if value.is_floating_point() else value.dtype)
+
     def after_step(self, field, optimizers: dict, step: int, meta: dict) -> None:
         """After the optimizer step; `meta` is the training render's (its means2d holds the grad)."""
         if not self.cfg.enabled or meta["means2d"].grad is None:
             return
+        self._follow(field)
         if not self.checked:
             self.strategy.check_sanity(field.splats, optimizers)
             self.checked = True

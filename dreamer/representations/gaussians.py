@@ -84,7 +84,7 @@ class Gaussians(FieldRepresentation):
 
     def load_checkpoint_extras(self, extras) -> None:
         if "densify_state" in extras:
-            self.densifier.state = extras["densify_state"]
+            self.densifier.restore(extras["densify_state"])
 
     def export_extras(self, folder, formats, where) -> list[Path]:
         written = []
