@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="quality: comma-separated toy objects (default: the four with a distinct front)")
     b.add_argument("--seeds", default="0,1", help="quality: comma-separated seeds")
     b.add_argument("--out", default="bench-quality", help="quality: root folder of the runs and results")
-    b.add_argument("--jobs", type=int, default=1, help="quality: runs at a time on this machine (the cores divided among them)")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="quality: runs at a time on this machine (default: one per GPU, else 1; the cores divided among them)")
     b.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                    help="quality: run the grid on Ray (host:port, auto or local), as `dreamer batch --ray`")
     b.add_argument("--run-steps", type=int, default=None, help="quality: steps per run (default: each recipe's)")
@@ -226,19 +227,24 @@ def _batch(args) -> int:
                         f"`dreamer batch status DIR`")
     if not args.out:
         raise UserError("dreamer batch needs --out DIR, the folder its run folders go to")
-    if args.workers is not None and args.workers < 1:
-        raise UserError("--jobs must be at least 1")
-    if args.ray is not None and args.workers is not None:
-        raise UserError("--jobs is for the local pool; with --ray, Ray places the jobs")
     from .batch.jobs import read_jobs  # start-up
-    from .batch.pools import LocalPool, RayPool  # start-up
     from .batch.runner import run_batch  # start-up
     jobs = read_jobs(Path(args.jobs), args.overrides)  # every job checked before any starts
     root = Path(args.out)
-    pool = RayPool(args.ray, root, args.dashboard) if args.ray is not None else LocalPool(args.workers)
+    pool = _pool(args.ray, args.workers, root, args.dashboard)
     table = run_batch(jobs, root, pool, say=lambda m: print(m, file=sys.stderr, flush=True))
     print(summary.to_markdown(table), end="")
     return 0 if all(r["status"] == "done" for r in table) else 1
+
+
+def _pool(ray: str | None, workers: int | None, root: Path, dashboard: bool = False):
+    """Where `dreamer batch` and `dreamer bench quality` run their jobs: Ray, or the local pool."""
+    if workers is not None and workers < 1:
+        raise UserError("--jobs must be at least 1")
+    if ray is not None and workers is not None:
+        raise UserError("--jobs is for the local pool; with --ray, Ray places the jobs")
+    from .batch.pools import LocalPool, RayPool  # start-up
+    return RayPool(ray, root, dashboard) if ray is not None else LocalPool(workers)
 
 
 def _bench(args) -> int:
@@ -282,12 +288,9 @@ def _bench_quality(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds}") from None
-    if args.jobs < 1 or (args.run_steps is not None and args.run_steps < 1):
-        raise UserError("--jobs and --run-steps must be at least 1")
-    if args.ray is not None and args.jobs != 1:
-        raise UserError("--jobs is for the local pool; with --ray, Ray places the runs")
-    from .batch.pools import LocalPool, RayPool  # start-up
-    pool = RayPool(args.ray, Path(args.out), False) if args.ray is not None else LocalPool(args.jobs)
+    if args.run_steps is not None and args.run_steps < 1:
+        raise UserError("--run-steps must be at least 1")
+    pool = _pool(args.ray, args.jobs, Path(args.out))
     command = "dreamer " + " ".join(shlex.quote(a) for a in args.argv)
     result = quality.run(methods, objects, seeds, Path(args.out), args.run_steps, pool, args.overrides,
                          command=command, say=lambda m: print(m, file=sys.stderr, flush=True))

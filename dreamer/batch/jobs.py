@@ -89,8 +89,8 @@ def _job(item, line: int, path: Path) -> Job:
     return Job(**{**item, "overrides": overrides}, line=line)
 
 
-def check(job: Job, path: Path):
-    """The job's config, built and checked as `dreamer generate` does, or a UserError naming its line."""
+def check(job: Job, path: Path) -> None:
+    """The job's config built and checked as `dreamer generate` does, or a UserError naming its line."""
     from ..pipeline import validate  # start-up: the pipeline loads torch, after the file's own checks
     try:
         cfg = job_config(job.spec())
@@ -98,7 +98,6 @@ def check(job: Job, path: Path):
         validate(cfg)
     except UserError as exc:
         raise UserError(f"{clip(path)} line {job.line}: {first_line(exc, 300)}") from None
-    return cfg
 
 
 def job_config(spec: dict):

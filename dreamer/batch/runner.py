@@ -48,7 +48,7 @@ def run_batch(jobs: list[Job], root: Path, pool, say=print) -> list[dict]:
     root = Path(root).resolve()  # run folders name the same path on every node and from any directory
     planned = plan(jobs, root)
     outcomes, seconds = run_planned(planned, pool, say)
-    table = rows(root, [out for _, out in planned], outcomes)
+    table = rows([out for _, out in planned], outcomes)
     write_summary(root, table)
     done = sum(r["status"] == "done" for r in table)
     say(f"{done} of {len(table)} jobs done in {seconds / 60:.1f} min; "

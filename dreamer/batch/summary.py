@@ -16,7 +16,7 @@ BATCH_FILE = "batch.json"  # the batch's record of its jobs and their folders (w
 COLUMNS = ["job", "prompt", "status", "step", "wall_s", "silhouette_iou", "files", "error"]
 
 
-def rows(root: Path, outs: list[Path], outcomes: dict | None = None) -> list[dict]:
+def rows(outs: list[Path], outcomes: dict | None = None) -> list[dict]:
     outcomes = outcomes or {}
     table = []
     for out in outs:
@@ -64,4 +64,4 @@ def status(root: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{clip(root)} is not a batch folder (no readable {BATCH_FILE}); "
                         f"pass the --out of a `dreamer batch` command") from None
-    return to_markdown(rows(Path(root), folders))
+    return to_markdown(rows(folders))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -19,13 +18,12 @@ def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
     """Make the job's run folder at `out`, continue it if it was started, skip it if it is done.
     `threads`: torch's intra-op threads for this job (the pool divides the cores; not a config key,
     so a job's config.yaml is the same whichever pool ran it). Returns its outcome: status (done or
-    failed), error (one line), seconds."""
+    failed) and error (one line)."""
     import torch  # start-up: torch loads only once a job runs
 
     from .. import pipeline  # start-up: likewise
     if threads:
         torch.set_num_threads(threads)
-    started = time.time()
     status = run_progress(Path(out)).get("status")
     try:
         if status is None:
@@ -33,11 +31,10 @@ def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
         elif status != "done":
             pipeline.resume(out, progress=False)
     except UserError as exc:
-        return {"status": "failed", "error": first_line(exc, 300), "seconds": time.time() - started}
+        return {"status": "failed", "error": first_line(exc, 300)}
     except Exception as exc:  # noqa: BLE001 - a job's failure is reported, never raised into the batch
-        return {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc, 300)}",
-                "seconds": time.time() - started}
-    return {"status": "done", "error": None, "seconds": time.time() - started}
+        return {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc, 300)}"}
+    return {"status": "done", "error": None}
 
 
 def main(argv: list[str]) -> int:

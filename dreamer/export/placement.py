@@ -13,9 +13,6 @@ class Placement:
     scale: float  # metres per field unit
     offset: tuple  # (3,) metres, added after scaling
 
-    def points(self, p: np.ndarray) -> np.ndarray:
-        return (p * self.scale + np.asarray(self.offset, p.dtype)).astype(p.dtype)
-
 
 def placement(vertices: np.ndarray, height: float, pivot: str) -> Placement:
     """The scale and offset that give `vertices` the height `height` and the pivot `pivot`."""

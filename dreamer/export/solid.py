@@ -9,7 +9,8 @@ isosurface level):
 3. if the result still has handles (genus above 0), close with larger balls, one voxel at a time up
    to HANDLE_FRACTION of the object's largest extent, and keep the first radius that leaves fewer
    handles. A tunnel narrower than about a fifth of the object is taken for an artefact of the field;
-   a wider hole (a mug's handle, a donut's) is the shape and stays.
+   a wider hole (a donut's) is the shape and stays. A real hole narrower than that (the toy mug's
+   handle, about 3 voxels at 128³) is closed too: no size rule tells it from an artefact.
 Face connectivity (not edge or corner) is what marching cubes needs to give one manifold surface.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """USDZ for AR (Apple Quick Look, RealityKit): the textured mesh with a UsdPreviewSurface material,
-written with Pixar's usd-core and packaged by its own ARKit packager.
+written with Pixar's usd-core and packaged with its zip writer (the layer and the texture).
 
 usd-core is an optional dependency (about 160 MB): `pip install usd-core`.
 """

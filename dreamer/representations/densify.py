@@ -31,6 +31,7 @@ class Densifier:
         # 3D thresholds are relative to the scene scale: the object's bounding radius here
         self.state = self.strategy.initialize_state(scene_scale=cfg.geometry.radius)
         self.checked = False
+        self.restored = False  # a checkpoint's state waits for the next step to learn the device
 
     def before_backward(self, meta: dict) -> None:
         if self.cfg.enabled:
@@ -39,9 +40,10 @@ class Densifier:
     def restore(self, state: dict) -> None:
         """A checkpoint's state. Lightning loads checkpoints to the CPU, so its tensors move to the
         Gaussians' device and dtype at the next step (gsplat's index_add_ cannot mix devices)."""
-        self.state = state
+        self.state, self.restored = state, True
 
     def _follow(self, field) -> None:
+        self.restored = False
         means = field.splats["means"]
         for key, value in self.state.items():
             if torch.is_tensor(value) and (value.device != means.device or
@@ -52,7 +54,8 @@ class Densifier:
         """After the optimizer step; `meta` is the training render's (its means2d holds the grad)."""
         if not self.cfg.enabled or meta["means2d"].grad is None:
             return
-        self._follow(field)
+        if self.restored:
+            self._follow(field)
         if not self.checked:
             self.strategy.check_sanity(field.splats, optimizers)
             self.checked = True

@@ -22,6 +22,7 @@ from ..atomic import atomic_path, write_text
 from ..config import build_config
 from ..errors import UserError
 from ..runs import RunDir
+from ..runs import run_progress as read_run_progress
 
 ACTIVE = ("queued", "running")
 
@@ -189,12 +190,8 @@ def run_progress(out: Path) -> dict:
     """What a run folder says now: step, total, rate, ETA, latest preview and files."""
     info: dict = {"step": 0, "max_steps": 0, "steps_per_second": 0.0, "eta_seconds": None,
                   "preview": None, "files": []}
-    for name in ("run.json", "progress.json"):
-        try:
-            info.update({k: v for k, v in json.loads((out / name).read_text()).items()
-                         if k in ("step", "max_steps", "steps_per_second", "eta_seconds", "files", "status")})
-        except (OSError, ValueError):
-            pass
+    info.update({k: v for k, v in read_run_progress(out).items()
+                 if k in ("step", "max_steps", "steps_per_second", "eta_seconds", "files", "status")})
     previews = sorted((out / "previews").glob("step-*.png")) if (out / "previews").is_dir() else []
     info["preview"] = str(previews[-1]) if previews else None
     return info
