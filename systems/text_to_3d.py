@@ -141,6 +141,7 @@ class TextTo3DSystem(pl.LightningModule):
         finite = bool(terms["finite"]) and bool(torch.isfinite(loss)) and loss.requires_grad
         if loss.requires_grad:
             self.manual_backward(loss)
+            self.guidance.after_backward()
         finite = finite and self._grads_finite()
         if finite:
             self.bad_steps = 0

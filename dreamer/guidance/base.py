@@ -225,6 +225,9 @@ class Guidance(torch.nn.Module):
             c = float(self.pixel_clip)
             rgb.register_hook(lambda grad: pixel_clip(grad, c))
 
+    def after_backward(self) -> None:
+        """After the step's backward, before its gradients are checked (a fake score unscales its own)."""
+
     def noise_like(self, x: torch.Tensor, generator, offset: float = 0.0) -> torch.Tensor:
         """Gaussian noise shaped like x; `offset` adds a per-sample, per-channel constant term."""
         noise = torch.randn(x.shape, generator=generator).to(x)

@@ -51,6 +51,11 @@ class FakeScoreGuidance(Guidance):
         pred = self.fake(self.add_noise(x0, t, noise), t, cond.plain, camera)
         return ((pred - noise) ** 2).mean()
 
+    def after_backward(self) -> None:
+        unscale = getattr(self.fake, "after_backward", None)  # a LoRA fake score's loss scaling
+        if unscale is not None:
+            unscale()
+
     def forward(self, x, cond, generator=None):
         self.fake.evaluations = 0
         out = super().forward(x, cond, generator)
