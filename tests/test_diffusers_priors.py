@@ -324,6 +324,42 @@ def test_precision_and_attention_options_reach_the_unet(tiny):
     assert torch.allclose(sliced.predict_noise(x_t, torch.tensor([500]), exact.embed(["a hamburger"])), ref, atol=1e-5)
 
 
+def test_the_vae_runs_in_half_precision_except_sdxls(tiny, tmp_path):
+    """SD 1.x/2.x VAEs say force_upcast (the config default) but their pipelines run them in fp16;
+    SDXL's overflows there. `dreamer bench prior` follows the same rule as a real run."""
+    import json
+
+    from tiny_pipelines import unet, vae
+
+    from dreamer.bench import prior as bench
+    half = {f: build_prior(PriorConfig(name=str(tiny[f]), dtype="float16")) for f in ("sd", "sdxl")}
+    assert half["sd"].vae.config.force_upcast and half["sdxl"].vae.config.force_upcast
+    assert half["sd"].vae.dtype == torch.float16 and half["sdxl"].vae.dtype == torch.float32
+    for name, model in (("unet", unet(4, 4, 8, 32)), ("vae", vae())):
+        (tmp_path / f"{name}.json").write_text(json.dumps(dict(model.config)))
+    (tmp_path / "scheduler.json").write_text((bench.MODEL_DIR / "scheduler.json").read_text())
+    bench_prior = bench.build_random_prior(tmp_path, device="cpu", dtype="float16")
+    assert bench_prior.vae.dtype == torch.float16 == half["sd"].vae.dtype
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_a_compiled_unet_compiles_once_for_every_batch_size(family, tiny, monkeypatch):
+    import functools
+
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # trace, no codegen
+    torch._dynamo.reset()
+    counters.clear()
+    prior = build_prior(PriorConfig(name=str(tiny[family]), compile=True))
+    for batch in (2, 4, 6):
+        emb = prior.embed(["a hamburger"] * batch)
+        prior.predict_noise(torch.randn(batch, prior.channels, prior.resolution, prior.resolution),
+                            torch.full((batch,), 500), emb)
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
+
+
 def test_latent_colours_map_to_rgb_by_the_linear_decoder():
     from dreamer.priors.latent_rgb import LATENT_TO_RGB, latents_to_rgb
     assert torch.allclose(latents_to_rgb(torch.zeros(4)), torch.full((3,), 0.5))

@@ -24,7 +24,7 @@ from systems.trainer import fit, make_trainer
 
 from ..config import CONFIG_DIR, PriorConfig, build_config
 from ..priors.diffusers_prior import DiffusersPrior, _quiet_loaders
-from ..priors.loading import apply_gpu_options, pick_device, pick_dtype
+from ..priors.loading import apply_gpu_options, pick_device, pick_dtype, vae_dtype
 
 MODEL_DIR = CONFIG_DIR / "models" / "sd21-base"
 
@@ -69,7 +69,8 @@ def build_random_prior(model_dir=MODEL_DIR, device: str = "auto", dtype: str = "
     torch.manual_seed(0)
     with torch.device(dev):  # initialise in place: a CPU init of 865M parameters takes a while
         unet = UNet2DConditionModel.from_config(read("unet")).to(dt)
-        vae = AutoencoderKL.from_config(read("vae")).to(dt).requires_grad_(False).eval()
+        vae = AutoencoderKL.from_config(read("vae"))
+        vae = vae.to(vae_dtype("sd", vae.config, dt)).requires_grad_(False).eval()  # as a real SD run has it
     scheduler = PNDMScheduler.from_config(read("scheduler"))
     return RandomTextPrior(apply_gpu_options(unet, cfg), scheduler, vae=vae, cfg=cfg, device=dev)
 

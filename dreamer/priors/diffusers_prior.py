@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..config import PriorConfig
 from .base import Prior, cast_inputs, v_to_eps
 from .hub import PriorSource
-from .loading import apply_gpu_options, load_part, pick_device, pick_dtype
+from .loading import apply_gpu_options, load_part, pick_device, pick_dtype, vae_dtype
 from .lora_fake_score import LoRAFakeScore
 from .text_cache import EmbeddingCache, model_fingerprint
 
@@ -147,7 +147,10 @@ class DiffusersPrior(Prior):
         dtype = self.unet_dtype
         x = x_t.to(self.device, dtype)
         tt = t.to(self.device).long()
-        out = self._unet_forward(x, tt, **cast_inputs(self.unet_kwargs(emb), self.device, dtype)).sample
+        kwargs = cast_inputs(self.unet_kwargs(emb), self.device, dtype)
+        if self.cfg.compile:
+            _batch_is_dynamic(x, tt, kwargs)
+        out = self._unet_forward(x, tt, **kwargs).sample
         return self.to_eps(x, out, tt).to(x_t)
 
     def to_eps(self, x_t: torch.Tensor, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -220,6 +223,16 @@ class IFPrior(DiffusersPrior):
         return ((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
 
+def _batch_is_dynamic(*inputs) -> None:
+    """Compile the UNet once for every batch size (B views, 2B with CFG, more with Perp-Neg) instead
+    of once for the first size and again when a second one shows it varies."""
+    for v in inputs:
+        if isinstance(v, dict):
+            _batch_is_dynamic(*v.values())
+        elif torch.is_tensor(v) and v.dim():
+            torch._dynamo.maybe_mark_dynamic(v, 0)
+
+
 def _quiet_loaders() -> None:
     """Loading bars and notices from transformers/diffusers would interleave with our progress line."""
     import diffusers
@@ -244,9 +257,7 @@ def load_diffusers_prior(source: PriorSource, cfg, progress=None) -> DiffusersPr
     vae = None
     if source.family != "if":
         vae = load_part(source, "vae", dtype, cfg.allow_pickle)
-        if getattr(vae.config, "force_upcast", False) and dtype == torch.float16:
-            vae = vae.to(torch.float32)  # SDXL's VAE overflows in fp16
-        vae = vae.to(device).requires_grad_(False).eval()
+        vae = vae.to(device, vae_dtype(source.family, vae.config, dtype)).requires_grad_(False).eval()
     cls = PRIOR_CLASSES[source.family]
     subfolders = [p for pair in cls.text_parts for p in pair]
     cache = EmbeddingCache(model_fingerprint(source.folder, subfolders) + f"-{source.family}",

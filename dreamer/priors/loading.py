@@ -29,6 +29,15 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def vae_dtype(family: str, vae_config, dtype: torch.dtype) -> torch.dtype:
+    """The VAE's dtype for a UNet in `dtype`: SDXL's VAE overflows in fp16, so it runs in fp32 when
+    its config asks (force_upcast; the fp16-fix VAEs do not). SD 1.x/2.x VAEs also carry
+    force_upcast=true (the config's default), but their pipelines run them in fp16, and so do we."""
+    if family == "sdxl" and dtype == torch.float16 and getattr(vae_config, "force_upcast", False):
+        return torch.float32
+    return dtype
+
+
 def load_part(source: PriorSource, part: str, dtype: torch.dtype | None = None, allow_pickle: bool = False):
     """One component (unet, vae, text_encoder, tokenizer, scheduler, ...) from the pipeline folder."""
     if part not in source.components:
