@@ -259,6 +259,7 @@ class HashGridConfig:
     log2_hashmap_size: Int(4, 26) = 16
     base_resolution: Int(1, 4096) = 16
     per_level_scale: Float(1, 4) = 1.346  # 16 * 1.346^7 ~ 128 cells across at the finest level
+    backend: Choice("torch", "tinycudann") = "torch"  # tinycudann: its fused kernels, CUDA only; fixed for a run's life
 
 
 @dataclass

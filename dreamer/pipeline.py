@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from systems.text_to_3d import TextTo3DSystem
-from systems.trainer import fit, make_trainer
+from systems.trainer import compute_device, fit, make_trainer
 
 from . import budget, checkpoints
 from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
@@ -101,6 +101,8 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     torch.manual_seed(cfg.seed)
     system = build_system(cfg)
     trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress))
+    for rep in system.particles:  # kernel builds and backend fallbacks show here, not inside step 0
+        rep.prepare_device(compute_device(), say)
     ckpt = run.checkpoint if run.checkpoint.is_file() else None
     started = time.time()
     run.update_state(status="running")
@@ -126,7 +128,7 @@ def load_system(run: RunDir, cfg: ExperimentConfig):
     except RuntimeError as exc:  # a checkpoint of another configuration
         raise UserError(checkpoints.damaged_message(run.checkpoint, "its tensors do not fit this run's "
                                                     f"config.yaml: {first_line(exc, 60)}")) from None
-    return system.eval()
+    return system.to(compute_device()).eval()
 
 
 def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
@@ -188,7 +190,9 @@ def finish(run: RunDir, cfg: ExperimentConfig, system) -> dict:
         say("evaluating against the toy ground truth, then exporting mesh, texture and turntable")
     else:
         say("exporting mesh, texture and turntable")
-    system = system.cpu()  # marching cubes, baking and the writers take CPU tensors
+    # Lightning leaves the system on the CPU; queries run where it trained, and only their results
+    # (grids, colours, images) come back to the CPU for marching cubes, baking and the writers.
+    system = system.to(compute_device())
     metrics = evaluate_toy(run, cfg, system)  # first: cheap, and useful even if export fails
     files = export(run, cfg, system)
     state = run.state()

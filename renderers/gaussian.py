@@ -6,12 +6,15 @@ and are not lit: every shading mode renders albedo (validation keeps training re
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from dreamer.cameras import CameraBatch, get_rays, opencv_cameras
 from dreamer.errors import UserError
 
 from . import splat_raster
+from .cuda_kernels import kernels_missing
 from .volume import ShadingSpec
 
 
@@ -19,18 +22,44 @@ class GaussianRenderer(torch.nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg  # geometry.gaussians
+        self._warned = False  # the fallback warning, once
 
     def update_occupancy(self, field, step: int, generator=None) -> None:
         """Nothing to update: Gaussians are culled per tile instead."""
 
-    def use_gsplat(self, device: torch.device) -> bool:
-        backend = self.cfg.backend
-        if backend == "gsplat" and device.type != "cuda":
+    @staticmethod
+    def check_backend(cfg, cuda: bool) -> None:
+        """Up-front check of geometry.gaussians.backend (no kernel build)."""
+        if cfg.backend == "gsplat" and not cuda:
             raise UserError("geometry.gaussians.backend=gsplat needs a CUDA GPU; use backend=torch or auto here")
-        chosen = backend == "gsplat" or (backend == "auto" and device.type == "cuda")
-        if chosen:
-            check_gsplat_kernels()
-        return chosen
+
+    def prepare(self, device: torch.device, say=None) -> None:
+        """Before training: build gsplat's kernels under a message, fall back or fail now."""
+        self.use_gsplat(device, training=True, say=say)
+
+    def use_gsplat(self, device: torch.device, training: bool | None = None, say=None) -> bool:
+        """gsplat on CUDA (backend gsplat, or auto); ours elsewhere. Renders for people off CUDA (an
+        export on another machine) use ours, which draws the same image; training there cannot."""
+        backend = self.cfg.backend
+        if training is None:
+            training = torch.is_grad_enabled()
+        if backend == "torch" or device.type != "cuda":
+            if backend == "gsplat" and training:
+                self.check_backend(self.cfg, cuda=False)
+            return False
+        reason = kernels_missing("gsplat", say)
+        if reason is None:
+            return True
+        if backend == "gsplat":
+            raise UserError(f"geometry.gaussians.backend=gsplat but gsplat's CUDA kernels are unavailable: {reason}; "
+                            f"install the CUDA toolkit (nvcc) matching torch's CUDA, or set backend=auto to use "
+                            f"dreamer's rasterizer")
+        if not self._warned:
+            self._warned = True
+            print(f"warning: gsplat's CUDA kernels are unavailable ({reason}); rendering Gaussians with dreamer's "
+                  f"PyTorch rasterizer (slower). Set geometry.gaussians.backend=torch to silence this",
+                  file=sys.stderr, flush=True)
+        return False
 
     def rasterize(self, field, cams: CameraBatch):
         a = field.activated()
@@ -79,23 +108,3 @@ def normals_from_depth(depth: torch.Tensor, cams: CameraBatch) -> torch.Tensor:
     normal = torch.nn.functional.normalize(torch.cross(dx, dy, dim=-1), dim=-1)
     facing = (normal * dirs).sum(-1, keepdim=True) > 0
     return torch.where(facing, -normal, normal)
-
-
-_KERNELS_OK = False
-
-
-def check_gsplat_kernels() -> None:
-    """gsplat compiles its CUDA kernels on first import of its backend (minutes, once, cached);
-    without a CUDA toolkit it leaves them out and every call would fail deep inside."""
-    global _KERNELS_OK
-    if _KERNELS_OK:
-        return
-    fix = "install the CUDA toolkit (nvcc) matching torch's CUDA, or set geometry.gaussians.backend=torch"
-    try:
-        from gsplat.cuda._backend import _C
-    except (ImportError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"gsplat's CUDA kernels failed to build ({first}); {fix}") from None
-    if _C is None:
-        raise UserError(f"gsplat found no CUDA toolkit to build its kernels; {fix}")
-    _KERNELS_OK = True

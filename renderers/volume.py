@@ -16,6 +16,7 @@ import torch
 
 from dreamer.cameras import CameraBatch, get_rays, sphere_interval
 from dreamer.errors import UserError
+from .cuda_kernels import kernels_missing
 from .occupancy import OccupancyGrid
 
 @dataclass
@@ -53,11 +54,32 @@ class VolumeRenderer(torch.nn.Module):
         result["orient"] = out.get("orient", torch.zeros(0, device=device))
         return result
 
-    def use_nerfacc(self, device) -> bool:
-        backend = self.cfg.backend
-        if backend == "nerfacc" and device.type != "cuda":
+    @staticmethod
+    def check_backend(cfg, cuda: bool) -> None:
+        """Up-front check of renderer.backend (no kernel build)."""
+        if cfg.backend == "nerfacc" and not cuda:
             raise UserError("renderer.backend=nerfacc needs a CUDA GPU; use renderer.backend=torch on this machine")
-        return backend == "nerfacc"
+
+    def prepare(self, device: torch.device, say=None) -> None:
+        """Before training: build nerfacc's kernels under a message, or fail now."""
+        self.use_nerfacc(device, training=True, say=say)
+
+    def use_nerfacc(self, device, training: bool | None = None, say=None) -> bool:
+        """nerfacc's marcher when renderer.backend asks and the rays are on CUDA. Renders for people
+        off CUDA (an export on another machine) take the PyTorch path, which draws the same image."""
+        if self.cfg.backend != "nerfacc":
+            return False
+        if training is None:
+            training = torch.is_grad_enabled()
+        if device.type != "cuda":
+            if training:
+                self.check_backend(self.cfg, cuda=False)
+            return False
+        reason = kernels_missing("nerfacc", say)
+        if reason:
+            raise UserError(f"renderer.backend=nerfacc but nerfacc's CUDA kernels are unavailable: {reason}; install "
+                            f"the CUDA toolkit (nvcc) matching torch's CUDA, or set renderer.backend=torch")
+        return True
 
     def _render_rays(self, field, o, d, light, shading, randomized, generator):
         if self.use_nerfacc(o.device):

@@ -199,7 +199,7 @@ class TextTo3DSystem(pl.LightningModule):
 
     @torch.no_grad()
     def render_views(self, cams, mode: str = "shaded", particle: int = 0, bg_color=None) -> dict:
-        """Renders for people (previews, turntable, evaluation): latent colours shown as RGB.
+        """Renders for people (previews, turntable, evaluation), on the CPU: latent colours shown as RGB.
         `bg_color` replaces the learned background (evaluation composites on the truth's white)."""
         m = self.cfg.material
         rep = self.particles[particle]
@@ -207,7 +207,7 @@ class TextTo3DSystem(pl.LightningModule):
             mode = "albedo"  # latents are not lit
         out = rep.render_chunked(self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light), bg_color)
         out["rgb"] = to_display_rgb(out["rgb"])
-        return out
+        return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}  # drawn on the device, read here
 
 
 def _upgrade_checkpoint(state_dict, prefix, *args):

@@ -24,11 +24,16 @@ def quiet_lightning() -> None:
     os.environ.setdefault("LITLOGGER_DISABLE", "1")
 
 
+def compute_device() -> torch.device:
+    """Where runs train, and then export and evaluate: the GPU when there is one."""
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+
+
 def make_trainer(max_steps: int, callbacks: list | None = None) -> pl.Trainer:
     quiet_lightning()
     return pl.Trainer(
         max_steps=max_steps,
-        accelerator="auto", devices=1,  # one process per run: runs scale out as jobs, not as ranks
+        accelerator=compute_device().type, devices=1,  # one process per run: runs scale out as jobs, not as ranks
         logger=False,  # metrics.csv is written by our MetricsCSV callback, atomically with checkpoints
         enable_checkpointing=False,  # AtomicCheckpoint writes last.ckpt by temp name + rename
         enable_progress_bar=False,  # our Progress bar spans resumes and shows the loss and t

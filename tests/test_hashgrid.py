@@ -60,3 +60,28 @@ def test_continuous_across_cell_borders():
     x = torch.tensor([[0.5, 0.25, 0.75]], dtype=torch.float64)
     d = torch.tensor([[1e-9, 0, 0]], dtype=torch.float64)
     assert torch.allclose(g(x - d), g(x + d), atol=1e-6)
+
+
+def test_tinycudann_is_an_explicit_choice_and_its_checkpoints_are_refused_by_ours(monkeypatch):
+    """Picked whenever CUDA and tinycudann were present, it broke CPU export and made checkpoints
+    unportable; now only geometry.pos_encoding.backend=tinycudann picks it."""
+    import sys
+    import types
+
+    import pytest
+
+    from dreamer.config import GeometryConfig, HashGridConfig
+    from dreamer.errors import UserError
+    from dreamer.geometry.hashgrid import make_encoding
+    from dreamer.geometry.nerf import NeRFField
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "tinycudann", types.ModuleType("tinycudann"))  # "installed"
+    assert isinstance(make_encoding(HashGridConfig()), HashGrid)  # the default stays ours
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA GPU; run it on a CUDA machine"):
+        make_encoding(HashGridConfig(backend="tinycudann"))
+    field = NeRFField(GeometryConfig())
+    state = {k: v for k, v in field.state_dict().items() if k != "encoding.embeddings"}
+    state["encoding.encoding.params"] = torch.zeros(10)  # what a tinycudann run saves
+    with pytest.raises(UserError, match="trained with geometry.pos_encoding.backend=tinycudann, but the config says torch"):
+        field.load_state_dict(state)

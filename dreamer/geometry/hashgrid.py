@@ -3,7 +3,9 @@
 Level l has resolution floor(base_resolution * per_level_scale ** l). A level whose (res + 1)^3
 corners fit in the table is indexed densely; larger levels hash corners with the Instant-NGP
 primes. Features are trilinearly interpolated from the 8 corners.
-When tinycudann is importable and inputs are on CUDA, `make_encoding` returns its HashGrid instead.
+With geometry.pos_encoding.backend=tinycudann, `make_encoding` returns tinycudann's fused HashGrid
+instead: CUDA only, and its table layout differs from ours, so a run keeps the backend it started
+with (checkpoints of one are refused by the other with a message, not converted).
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import math
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..gather import gather_rows
+from ..yamldata import first_line
 
 PRIMES = (1, 2654435761, 805459861)
 
@@ -63,19 +67,43 @@ class HashGrid(nn.Module):
         return torch.cat(feats, -1)
 
 
-def make_encoding(cfg, use_tcnn: bool | None = None) -> nn.Module:
-    """Our PyTorch HashGrid, or tinycudann's when it is installed and a GPU is present."""
-    if use_tcnn is None:
-        use_tcnn = torch.cuda.is_available()
-    if use_tcnn:
-        try:
-            import tinycudann as tcnn  # noqa: F401
-        except ImportError:
-            use_tcnn = False
-    if use_tcnn:
+def tinycudann_missing() -> str | None:
+    """Why tinycudann cannot run here, or None when it can."""
+    if not torch.cuda.is_available():
+        return "this machine has no CUDA GPU"
+    try:
+        import tinycudann  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"tinycudann does not import ({first_line(exc, 120)})"
+    return None
+
+
+def check_backend(cfg) -> None:
+    """geometry.pos_encoding.backend can run on this machine (raises UserError otherwise)."""
+    if cfg.backend == "tinycudann":
+        reason = tinycudann_missing()
+        if reason:
+            raise UserError(f"geometry.pos_encoding.backend=tinycudann but {reason}; run it on a CUDA machine "
+                            f"with tinycudann installed, or start a new run with backend=torch")
+
+
+def make_encoding(cfg) -> nn.Module:
+    """Our PyTorch HashGrid, or tinycudann's when geometry.pos_encoding.backend asks for it."""
+    check_backend(cfg)
+    if cfg.backend == "tinycudann":
         return TcnnHashGrid(cfg)
     return HashGrid(cfg.n_levels, cfg.n_features_per_level, cfg.log2_hashmap_size, cfg.base_resolution,
                     cfg.per_level_scale)
+
+
+def refuse_other_backend(state_dict: dict, prefix: str, backend: str) -> None:
+    """A checkpoint of the other hash-grid backend gets a message instead of a key mismatch."""
+    keys = {"torch": "embeddings", "tinycudann": "encoding.params"}
+    for other, key in keys.items():
+        if other != backend and prefix + key in state_dict:
+            raise UserError(f"this checkpoint's hash grid was trained with geometry.pos_encoding.backend={other}, "
+                            f"but the config says {backend}; set it back to {other} (the two table layouts "
+                            f"differ and are not converted)")
 
 
 class TcnnHashGrid(nn.Module):

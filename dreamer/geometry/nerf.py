@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..priors.latent_rgb import to_display_rgb
-from .hashgrid import make_encoding
+from .hashgrid import make_encoding, refuse_other_backend
 
 
 def _mlp(n_in: int, width: int, n_out: int, hidden_layers: int) -> nn.Sequential:
@@ -25,6 +25,10 @@ class NeRFField(nn.Module):
         self.encoding = make_encoding(cfg.pos_encoding)
         self.density_mlp = _mlp(self.encoding.output_dim, cfg.mlp_width, 1, cfg.mlp_layers)
         self.colour_mlp = _mlp(self.encoding.output_dim, cfg.mlp_width, cfg.color_channels, cfg.mlp_layers)
+        self._register_load_state_dict_pre_hook(self._check_encoding_backend)
+
+    def _check_encoding_backend(self, state_dict, prefix, *args):
+        refuse_other_backend(state_dict, prefix + "encoding.", self.cfg.pos_encoding.backend)
 
     def parameter_groups(self) -> dict:
         return {"encoding": list(self.encoding.parameters()),

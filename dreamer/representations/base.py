@@ -57,6 +57,10 @@ class Representation(nn.Module):
         representation resizes them together with their optimizer state (densification)."""
         return {}
 
+    def prepare_device(self, device: torch.device, say=None) -> None:
+        """Before training on `device`: build or check the CUDA kernels a backend needs (with a line to
+        `say`), so a failure or a fallback shows before step 0 rather than inside it."""
+
     def prepare_step(self, step: int, generator: torch.Generator) -> None:
         """Before the training render of `step` (e.g. refresh an occupancy grid)."""
 
@@ -112,6 +116,9 @@ class FieldRepresentation(Representation):
     renderer: nn.Module
     mesh_smoothing = 0.0  # voxels of blur on the density before the mesh is extracted
 
+    def prepare_device(self, device, say=None) -> None:
+        self.renderer.prepare(device, say)
+
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         return self.renderer(self.field, background, cams, shading, randomized, generator, bg_color)
 
@@ -142,5 +149,8 @@ class FieldRepresentation(Representation):
     def to_mesh(self, export_cfg) -> TexturedMesh:
         """The closed surface of the cleaned solid above geometry.isosurface_threshold, baked albedo."""
         g, e = self.cfg.geometry, export_cfg
-        return textured_mesh_from_field(self.density, self.display_albedo, g.radius, e.resolution,
+        device = next(self.parameters()).device  # query the field where it trained; move only values
+        density = lambda p: self.density(p.to(device)).float().cpu()  # noqa: E731
+        albedo = lambda p: self.display_albedo(p.to(device)).float().cpu()  # noqa: E731
+        return textured_mesh_from_field(density, albedo, g.radius, e.resolution,
                                         g.isosurface_threshold, e.faces, e.texture_size, self.mesh_smoothing)

@@ -45,6 +45,7 @@ class Gaussians(FieldRepresentation):
             raise UserError("Gaussians train one particle; set guidance.particles=1 or use --representation nerf")
         if cfg.geometry.color_channels != 3:
             raise UserError("Gaussians carry RGB colours; prior.rgb_as_latents needs --representation nerf")
+        GaussianRenderer.check_backend(g, cuda=torch.cuda.is_available())
 
     @classmethod
     def previous_run(cls, cfg) -> str | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..geometry.hashgrid import check_backend
 from ..geometry.nerf import NeRFField
 from ..schedule import evaluate
 from renderers.volume import VolumeRenderer
@@ -18,6 +19,11 @@ class NeRF(FieldRepresentation):
         self.field = NeRFField(cfg.geometry)
         self.renderer = VolumeRenderer(cfg.renderer, cfg.geometry.radius)
         self.color_channels = self.field.color_channels
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        check_backend(cfg.geometry.pos_encoding)
+        VolumeRenderer.check_backend(cfg.renderer, cuda=torch.cuda.is_available())
 
     def parameter_groups(self) -> dict:
         return self.field.parameter_groups()
