@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from dreamer import draws
+
 
 class OccupancyGrid(torch.nn.Module):
     def __init__(self, radius: float, resolution: int, threshold_alpha: float, step_size: float,
@@ -23,7 +25,7 @@ class OccupancyGrid(torch.nn.Module):
     @torch.no_grad()
     def update(self, density_fn, generator: torch.Generator | None = None) -> None:
         cell = 2 * self.radius / self.res
-        jitter = (torch.rand(self.centers.shape, generator=generator) - 0.5).to(self.centers) * cell
+        jitter = (draws.rand(self.centers.shape, generator, self.centers) - 0.5) * cell
         pts = (self.centers + jitter).reshape(-1, 3)
         sigma = torch.cat([density_fn(chunk) for chunk in pts.split(65536)]).reshape(self.density.shape)
         inside = self.centers.norm(dim=-1) < self.radius + cell

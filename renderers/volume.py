@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import nerfacc
 import torch
 
+from dreamer import draws
 from dreamer.cameras import CameraBatch, get_rays, sphere_interval
 from dreamer.errors import UserError
 from .cuda_kernels import kernels_missing
@@ -120,7 +121,7 @@ class VolumeRenderer(torch.nn.Module):
     def _torch_rays(self, field, o, d, randomized, generator):
         N, S = o.shape[0], self.cfg.num_samples_per_ray
         t0, t1, hits = sphere_interval(o, d, self.radius)
-        jitter = torch.rand((N, S), generator=generator).to(o) if randomized else torch.full((N, S), 0.5).to(o)
+        jitter = draws.rand((N, S), generator, o) if randomized else o.new_full((N, S), 0.5)
         t_start = t0[:, None] + (torch.arange(S, device=o.device)[None] + jitter - 0.5) * self.step_size
         t_start = t_start.clamp_min(0)
         t_end = t_start + self.step_size

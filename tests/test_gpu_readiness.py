@@ -89,3 +89,33 @@ def test_cuda_only_backends_render_for_people_off_cuda_but_do_not_train():
         assert gaussians.use_gsplat(torch.device("cpu")) is False
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         gaussians.use_gsplat(torch.device("cpu"))
+
+
+def test_device_draws_are_the_step_generators_own_on_the_cpu():
+    """#18 item 7: big random tensors are drawn on their device; on the CPU nothing changes, so CPU
+    runs stay what they were, bit for bit (a CUDA draw is seeded by one number from the step's
+    generator: scripts/gpu-check runs it)."""
+    from dreamer import draws
+    g = torch.Generator().manual_seed(3)
+    assert draws.device_generator(g, "cpu") is g and draws.device_generator(None, "cuda") is None
+    like = torch.zeros((), dtype=torch.float64)
+    got = draws.rand((5, 7), torch.Generator().manual_seed(3), like)
+    assert got.dtype == torch.float64 and torch.equal(got, torch.rand((5, 7), generator=g).double())
+    assert torch.equal(draws.randn(4, torch.Generator().manual_seed(1), like.float()),
+                       torch.randn(4, generator=torch.Generator().manual_seed(1)))
+
+
+def test_schedule_tables_are_copied_to_a_device_once():
+    from dreamer.config import GuidanceConfig
+    from dreamer.guidance import build_guidance
+    from dreamer.priors.base import sd_alphas_cumprod
+
+    class Prior:
+        alphas_cumprod = sd_alphas_cumprod().float()
+        num_timesteps = 1000
+    guidance = build_guidance(GuidanceConfig(method="sds"), Prior(), 10)
+    t = torch.tensor([10, 500])
+    first = guidance._table("sigma", t.device)
+    guidance.add_noise(torch.zeros(2, 4, 8, 8), t, torch.ones(2, 4, 8, 8))
+    assert guidance._table("sigma", t.device) is first
+    assert torch.equal(guidance.sigma(t, torch.zeros(2, 1)).squeeze(1), (1 - guidance.abar[t]).sqrt().float())

@@ -42,7 +42,7 @@ class HashGrid(nn.Module):
     def _corner_index(self, level: int, base: torch.Tensor) -> torch.Tensor:
         """Table rows (N, 8) of the 8 corners of each point's cell, corner order (x, y, z) bits."""
         res, size = self.resolutions[level], self.offsets[level + 1] - self.offsets[level]
-        step = torch.tensor([0, 1], device=base.device)
+        step = torch.arange(2, device=base.device)  # made there: no host-to-device copy per call
         ax = [base[:, i:i + 1] + step for i in range(3)]  # (N, 2) per axis
         if (res + 1) ** 3 <= self.table_size:
             idx = (ax[0] * (res + 1) ** 2)[:, :, None, None] + (ax[1] * (res + 1))[:, None, :, None] \

@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from .. import draws
 from ..schedule import evaluate
 
 
@@ -86,6 +87,7 @@ class Guidance(torch.nn.Module):
         super().__init__()
         self.cfg, self.prior, self.max_steps = cfg, prior, max_steps
         self.abar = prior.alphas_cumprod.double()  # cast per use: DDIM steps in float64 stay exact
+        self._tables: dict = {}  # (name, device) -> a schedule table there
         self.evaluations = 0  # prior (UNet) evaluations, summed over samples, since the last call
         self.update_step(0)
 
@@ -110,17 +112,25 @@ class Guidance(torch.nn.Module):
 
     # -- the noise schedule ----------------------------------------------------------------------
 
-    def _at(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return table.to(like.device)[t.long()].reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+    def _table(self, name: str, device) -> torch.Tensor:
+        """abar, sqrt(abar) or sqrt(1 - abar) on `device`, copied there once (not every call)."""
+        key = (name, torch.device(device))
+        if key not in self._tables:
+            table = {"abar": self.abar, "alpha": self.abar.sqrt(), "sigma": (1 - self.abar).sqrt()}[name]
+            self._tables[key] = table.to(device)
+        return self._tables[key]
+
+    def _at(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return self._table(name, like.device)[t.long()].reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
 
     def alpha(self, t, like):
-        return self._at(self.abar.sqrt(), t, like)
+        return self._at("alpha", t, like)
 
     def sigma(self, t, like):
-        return self._at((1 - self.abar).sqrt(), t, like)
+        return self._at("sigma", t, like)
 
     def weight(self, t: torch.Tensor, kind: str | None = None) -> torch.Tensor:
-        abar = self.abar.to(t.device)[t.long()]
+        abar = self._table("abar", t.device)[t.long()]
         kind = kind or self.cfg.weighting
         if kind == "sds":
             w = 1 - abar
@@ -230,10 +240,9 @@ class Guidance(torch.nn.Module):
 
     def noise_like(self, x: torch.Tensor, generator, offset: float = 0.0) -> torch.Tensor:
         """Gaussian noise shaped like x; `offset` adds a per-sample, per-channel constant term."""
-        noise = torch.randn(x.shape, generator=generator).to(x)
+        noise = draws.randn(x.shape, generator, x)
         if offset:
-            noise = noise + offset * torch.randn((x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2),
-                                                 generator=generator).to(x)
+            noise = noise + offset * draws.randn((x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2), generator, x)
         return noise
 
     def gradient(self, x: torch.Tensor, cond: Conditioning, generator=None):
