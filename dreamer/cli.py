@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="prior: image size renders are encoded at (default 512; use 64 on a CPU)")
     b.add_argument("--render-size", type=int, default=64, help="prior: render resolution")
     b.add_argument("--samples-per-ray", type=int, default=512, help="prior: NeRF samples per ray")
-    b.add_argument("--device", default="auto", help="prior: auto, cpu, cuda")
+    b.add_argument("--device", default="auto", help="prior, splats: auto (cuda when present), cpu, cuda")
     b.add_argument("--dtype", default="auto", help="prior: auto (fp16 on GPU), float32, float16, bfloat16")
     b.add_argument("--gaussians", default="1000,10000,50000", help="splats: comma-separated Gaussian counts")
     b.add_argument("--sizes", default="64,256", help="splats: comma-separated image sizes")
@@ -308,9 +308,18 @@ def _bench_splats(args) -> int:
     if min(counts) < 1 or min(sizes) < 8 or args.cameras < 1 or args.tile_size < 1:
         raise UserError("--gaussians, --cameras and --tile-size must be at least 1, --sizes at least 8")
     from .bench import splats  # start-up
-    rows = splats.run(counts, sizes, args.cameras, tile_size=args.tile_size,
-                      say=lambda m: print(m, file=sys.stderr, flush=True))
-    text = splats.table(rows, args.cameras, args.tile_size)
+    from .priors.loading import pick_device  # start-up
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    device, with_gsplat = pick_device(args.device), False
+    if device.type == "cuda":  # gsplat's rasterizer joins the table where its kernels build
+        from renderers.cuda_kernels import kernels_missing  # start-up
+        reason = kernels_missing("gsplat", say)
+        with_gsplat = reason is None
+        if reason:
+            say(f"gsplat is left out of the table: its CUDA kernels are unavailable ({reason})")
+    rows = splats.run(counts, sizes, args.cameras, tile_size=args.tile_size, say=say, device=str(device),
+                      gsplat=with_gsplat)
+    text = splats.table(rows, args.cameras, args.tile_size, str(device))
     print(text)
     if args.markdown:
         write_text(Path(args.markdown), text + "\n")

@@ -2,9 +2,13 @@
 (or a fallback under backend=auto), and CUDA-only backends draw with the PyTorch path off CUDA
 outside training (evaluation and export after a GPU run)."""
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import ROOT
 
 from dreamer.cameras import make_cameras
 from dreamer.config import BackgroundConfig, GaussianConfig, RendererConfig
@@ -119,3 +123,82 @@ def test_schedule_tables_are_copied_to_a_device_once():
     guidance.add_noise(torch.zeros(2, 4, 8, 8), t, torch.ones(2, 4, 8, 8))
     assert guidance._table("sigma", t.device) is first
     assert torch.equal(guidance.sigma(t, torch.zeros(2, 1)).squeeze(1), (1 - guidance.abar[t]).sqrt().float())
+
+
+def test_bench_splats_times_ours_and_dense_and_tabulates_gsplat_when_given():
+    from dreamer.bench import splats
+    rows = splats.run(counts=(200,), sizes=(16,), repeats=1, say=lambda m: None, device="cpu")
+    assert len(rows) == 1 and rows[0]["ours_s"] > 0 and rows[0]["dense_s"] > 0 and "gsplat_s" not in rows[0]
+    assert "gsplat" not in splats.table(rows, 1, 4)
+    rows[0]["gsplat_s"] = rows[0]["ours_s"] / 8  # as a CUDA run would add it
+    text = splats.table(rows, 1, 4)
+    assert "| gsplat | gsplat vs ours |" in text and "| 8.0× faster |" in text
+
+
+# -- scripts/gpu-check: its CPU-side parts ------------------------------------------------------------
+
+GPU_CHECK = ROOT / "scripts" / "gpu-check"
+
+
+def gpu_check(*args, **env):
+    return subprocess.run([str(GPU_CHECK), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHON": sys.executable, **env})
+
+
+def test_gpu_check_dry_run_lists_every_step_and_runs_nothing(tmp_path):
+    proc = gpu_check("--dry-run", "--skip", "bench-splats", "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 11 and "within 8 minutes" in lines[0]
+    assert lines[5].startswith("  5. guidance:") and "VSD/ESD/DSD 30 steps" in lines[5]
+    assert lines[10] == "  10. bench-splats: (left out)"
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "env,nope"], "unknown step 'nope'; steps are: env install"),
+    (["--minutes", "soon"], "--minutes must be a whole number"),
+    (["--frobnicate"], "unknown argument '--frobnicate'"),
+    (["--out"], "--out needs a folder"),
+])
+def test_gpu_check_refuses_bad_arguments_in_one_line(args, message, tmp_path):
+    proc = gpu_check(*args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [f"gpu-check: {proc.stderr.strip()[len('gpu-check: '):]}"]
+    assert message in proc.stderr
+
+
+def test_gpu_check_writes_a_report_of_every_step_failed_or_not(tmp_path):
+    """On a CPU the env step works and the draws step (on cuda) fails: both are in the report, the
+    summary counts the failure, and the exit code says so."""
+    proc = gpu_check("--only", "env,draws", "--out", str(tmp_path))
+    report = (tmp_path / "gpu-check.md").read_text()
+    assert proc.returncode == (0 if torch.cuda.is_available() else 1)
+    assert "## env: ok" in report and f"torch {torch.__version__}" in report
+    if not torch.cuda.is_available():
+        assert "## draws: FAILED (exit 1)" in report and "1 step(s) failed" in report
+    assert "## guidance" not in report  # left out by --only
+    assert (tmp_path / "gpu-check.log").stat().st_size > 0
+
+
+def test_the_fp16_guidance_step_runs_vsd_without_a_skipped_step_on_a_cpu(tmp_path):
+    """The step gpu-check runs on the GPU, small, with an fp16 UNet on the CPU: before the fake
+    score's weights were fp32 it diverged at its first step."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "guidance", "--device", "cpu",
+                           "--methods", "sds,vsd", "--steps", "1", "--fake-steps", "4", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| vsd") or ln.startswith("| sds")]
+    assert len(rows) == 2 and all("| 0 | yes |" in r for r in rows)
+    assert "UNet torch.float16" in proc.stdout and "loss scale 65536" in rows[1]
+
+
+def test_the_resume_step_kills_a_gaussian_run_inside_densification_and_finishes_it(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "resume", "--steps", "30",
+                           "--kill-after", "18", "--out", str(tmp_path), "geometry.gaussians.densify.refine_start_iter=10",
+                           "geometry.gaussians.densify.refine_every=5", "camera.eval_resolution=32", "export.resolution=48"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = proc.stdout.strip().splitlines()[-1].split("|")
+    killed_at, rc, final, status = int(row[2]), int(row[3]), int(row[4]), row[5].strip()
+    assert 18 <= killed_at < 30 and rc == 0 and final == 30 and status == "done"

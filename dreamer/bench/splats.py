@@ -40,12 +40,15 @@ def random_scene(n: int, seed: int = 0) -> dict:
             "colors": torch.rand(n, 3, generator=g)}
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up: allocator, first-call overheads
+def _time(fn, repeats: int, device=torch.device("cpu")) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()  # warm-up: allocator, first-call overheads, kernel loading
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -57,8 +60,17 @@ def _project(scene: dict, viewmats, Ks, size: int):
 
 
 def _backward(img, acc):
-    weights = torch.randn(img.shape, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(img.shape, generator=torch.Generator().manual_seed(0)).to(img.device)
     ((img * weights).sum() + acc.sum()).backward()
+
+
+def _gsplat(scene: dict, viewmats, Ks, size: int):
+    """gsplat's CUDA rasterizer on the same Gaussians (its own activations: log scales, logit opacities)."""
+    import gsplat
+    p = {k: v.clone().requires_grad_() for k, v in scene.items()}
+    img, acc, _ = gsplat.rasterization(p["means"], p["quats"], p["scales"].log(), torch.logit(p["opacities"]),
+                                       p["colors"], viewmats, Ks, size, size, packed=False)
+    _backward(img, acc)
 
 
 def _ours(scene: dict, viewmats, Ks, size: int, tile_size: int):
@@ -75,37 +87,52 @@ def _dense(scene: dict, viewmats, Ks, size: int, rows: int | None = None):
 
 
 def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats: int = 3,
-        tile_size: int = 4, say=print) -> list[dict]:
-    rows = []
+        tile_size: int = 4, say=print, device: str = "cpu", gsplat: bool = False) -> list[dict]:
+    """Seconds per forward + backward for each count and size; on a CUDA `device` with `gsplat`,
+    gsplat's rasterizer is timed on the same scenes too."""
+    rows, device = [], torch.device(device)
     for size in sizes:
-        viewmats, Ks = opencv_cameras(orbit(cameras, 15.0, 2.4, 40.0, size))
+        viewmats, Ks = (t.to(device) for t in opencv_cameras(orbit(cameras, 15.0, 2.4, 40.0, size)))
         for n in counts:
-            scene = random_scene(n)
-            ours = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _ours(sc, v, k, sz, tile_size), repeats)
+            scene = {k: v.to(device) for k, v in random_scene(n).items()}
+            ours = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _ours(sc, v, k, sz, tile_size), repeats, device)
             pairs = n * size * size * cameras
             if pairs <= DENSE_BUDGET_PAIRS:
-                dense = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _dense(sc, v, k, sz), 1)
+                dense = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _dense(sc, v, k, sz), 1, device)
                 how = "chunked" if pairs <= DENSE_PLAIN_PAIRS else "chunked, checkpointed"
             else:
                 rows_timed = max(1, min(size, (DENSE_BUDGET_PAIRS // (n * cameras)) // size))
-                part = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size, r=rows_timed: _dense(sc, v, k, sz, r), 1)
+                part = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size, r=rows_timed: _dense(sc, v, k, sz, r), 1,
+                             device)
                 dense = part * size / rows_timed
                 how = f"extrapolated from {rows_timed}/{size} rows"
             row = {"gaussians": n, "size": size, "ours_s": ours, "dense_s": dense, "speedup": dense / ours,
                    "dense": how}
+            extra = ""
+            if gsplat:
+                row["gsplat_s"] = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _gsplat(sc, v, k, sz), repeats,
+                                        device)
+                extra = f"  gsplat {row['gsplat_s']:8.4f} s"
             say(f"{n:6d} Gaussians {size:4d}px  ours {ours:8.3f} s  dense {dense:9.2f} s  "
-                f"x{row['speedup']:.1f}  ({how})")
+                f"x{row['speedup']:.1f}  ({how}){extra}")
             rows.append(row)
     return rows
 
 
-def table(rows: list[dict], cameras: int, tile_size: int) -> str:
+def table(rows: list[dict], cameras: int, tile_size: int, device: str = "cpu") -> str:
+    where = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else \
+        f"{torch.get_num_threads()} threads"
     title = (f"Gaussian rasterization, forward + backward, {cameras} camera(s), tiles {tile_size} px, "
-             f"{torch.get_num_threads()} threads ({torch.__version__})")
+             f"{where} ({torch.__version__})")
+    has_gsplat = any("gsplat_s" in r for r in rows)
     lines = [title, "",
-             "| Gaussians | image | ours (tile-culled) | dense all-pairs | speed-up | dense timing |",
-             "|---:|---:|---:|---:|---:|---|"]
+             "| Gaussians | image | ours (tile-culled) | dense all-pairs | speed-up | dense timing |"
+             + (" gsplat | gsplat vs ours |" if has_gsplat else ""),
+             "|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if has_gsplat else "")]
     for r in rows:
-        lines.append(f"| {r['gaussians']:,} | {r['size']}² | {r['ours_s']:.3f} s | {r['dense_s']:.2f} s | "
-                     f"{r['speedup']:.1f}× | {r['dense']} |")
+        line = (f"| {r['gaussians']:,} | {r['size']}² | {r['ours_s']:.3f} s | {r['dense_s']:.2f} s | "
+                f"{r['speedup']:.1f}× | {r['dense']} |")
+        if has_gsplat:
+            line += f" {r['gsplat_s']:.4f} s | {r['ours_s'] / r['gsplat_s']:.1f}× faster |"
+        lines.append(line)
     return "\n".join(lines)
