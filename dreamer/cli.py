@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dirs", nargs="+")
     ev.add_argument("--views", type=int, default=16, help="held-out views at uniform azimuths")
     ev.add_argument("--resolution", type=int, default=64, help="render resolution of the held-out views")
+    ev.add_argument("--diagnostics", action="store_true",
+                    help="also measure the shares of classifier-free guidance (and of ESD's entropy term) in "
+                         "the guidance gradient at t = 200, 500, 800, before training and at the end")
 
     bt = sub.add_parser("batch", help="run many jobs (a file of prompts or a YAML list of jobs) on a local pool "
                                       "or a Ray cluster; `dreamer batch status DIR` shows a batch's table")
@@ -330,7 +333,8 @@ def _eval(args) -> int:
     from .evaluation import evaluate, table  # start-up
     if args.views < 1 or args.resolution < 16:
         raise UserError("--views must be at least 1 and --resolution at least 16")
-    result = evaluate(args.run_dirs, args.views, args.resolution, say=lambda m: print(m, file=sys.stderr, flush=True))
+    result = evaluate(args.run_dirs, args.views, args.resolution, say=lambda m: print(m, file=sys.stderr, flush=True),
+                      diagnostics=args.diagnostics)
     print(table(result))
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .atomic import write_text
+from .diagnostics import gradient_shares, shares_table
 from .eval.geometry import chamfer, true_mesh
 from .eval.janus import janus_score
 from .eval.metrics import heldout_cameras, image_metrics, object_renderer, silhouette_iou
@@ -81,13 +82,17 @@ def spread(renders: list[dict]) -> dict:
             "rgb_rmse": round(sum(rmse) / len(rmse), 4)}
 
 
-def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print) -> dict:
-    """Score every run; runs that share a prompt and method also get their spread."""
+def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print, diagnostics: bool = False) -> dict:
+    """Score every run; runs that share a prompt and method also get their spread. With
+    `diagnostics`, also the shares of CFG (and of ESD's entropy term) in the guidance gradient."""
     rows, groups = [], {}
     for p in paths:
         run = RunDir.open(p)
         say(f"evaluating {run.path}")
         metrics, renders = evaluate_run(run, views, resolution)
+        if diagnostics:
+            metrics["gradient_shares"] = gradient_shares(run)
+            write_text(run.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         rows.append((run, metrics))
         groups.setdefault((metrics["prompt"], metrics["method"]), []).append((run, metrics, renders))
     spreads = {}
@@ -109,6 +114,9 @@ def table(result: dict) -> str:
         lines.append(f"| {Path(r['run']).name} | {r['object']} | {r['method']} | {r['seed']} | {r['silhouette_iou']:.3f} | "
                      f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r['janus_score'], '+.2f')} | "
                      f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) |")
+    for r in result["runs"]:
+        if "gradient_shares" in r:
+            lines.append("\n" + shares_table(Path(r["run"]).name, r["gradient_shares"]))
     for key, s in result["spread"].items():
         lines.append(f"\nspread over {s['runs']} runs ({key}): silhouette disagreement {s['silhouette_disagreement']:.3f}, "
                      f"RGB RMSE {s['rgb_rmse']:.3f}")

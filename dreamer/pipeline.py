@@ -115,14 +115,19 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     return system
 
 
-def load_system(run: RunDir, cfg: ExperimentConfig):
-    """Representations and background from the last checkpoint (no prior needed)."""
+def load_checkpoint_state(run: RunDir, cfg: ExperimentConfig) -> dict:
+    """The last checkpoint's state dict (every tensor of the system, the fake score's included)."""
     if not run.checkpoint.is_file():
         raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
-    state = checkpoints.load(run.checkpoint)
+    return checkpoints.load(run.checkpoint)["state_dict"]
+
+
+def load_system(run: RunDir, cfg: ExperimentConfig):
+    """Representations and background from the last checkpoint (no prior needed)."""
+    state = load_checkpoint_state(run, cfg)
     system = TextTo3DSystem(cfg, prior=None, restore=True)
     # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
-    weights = {k: v for k, v in state["state_dict"].items() if not k.startswith("guidance.")}
+    weights = {k: v for k, v in state.items() if not k.startswith("guidance.")}
     try:
         system.load_state_dict(weights)
     except RuntimeError as exc:  # a checkpoint of another configuration

@@ -146,8 +146,33 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     # The method x object tables: the duck's cell is the mean of the two seeds' values.
     janus = [line for line in summary.split("### Janus score")[1].splitlines() if line.startswith("| sds |")][0]
     assert janus.split("|")[2].strip() == f"{sum(float(r['janus_score']) for r in rows) / 2:+.2f}"
-    assert summary.count("| method | rubber duck |") == 5
+    assert summary.count("| method | rubber duck |") == 6  # one table per BY_OBJECT metric
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(argv) == 0  # everything done: nothing reruns
     assert "2 jobs, 2 already done" in capsys.readouterr().err
+
+
+def test_eval_diagnostics_measures_the_gradient_shares_of_a_run(tmp_path, capsys):
+    """`dreamer eval --diagnostics`: CFG and (for a fake-score method) entropy shares at fixed t,
+    before training and at the end, in metrics.json and in the printed table."""
+    import json
+
+    from dreamer.cli import main
+    out = tmp_path / "run"
+    rc = main(["generate", "a rubber duck", "--method", "vsd", "--steps", "8", "--out", str(out),
+               "prior.world=realistic", "prior.refs_per_object=16", "camera.width=[32]", "camera.height=[32]",
+               "renderer.num_samples_per_ray=32", "export.resolution=48", "export.turntable=false",
+               "export.formats=[glb]"])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["eval", str(out), "--views", "4", "--resolution", "32", "--diagnostics"]) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    shares = m["gradient_shares"]
+    assert set(shares) == {"initial", "final"} and set(shares["final"]) == {"200", "500", "800"}
+    for when in shares.values():
+        for terms in when.values():
+            assert set(terms) == {"cfg", "entropy"} and all(0 <= v < 100 for v in terms.values())
+    assert "final   cfg share  t=200:" in printed and "final   entropy share" in printed
+    assert 0 <= m["saturation_core"] <= 1

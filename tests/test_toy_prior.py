@@ -121,3 +121,62 @@ def test_schedule_is_stable_diffusion():
     assert abar[0] == pytest.approx(1 - 0.00085)
     assert abar[-1] == pytest.approx(torch.prod(1 - betas).item())
     assert abar[-1] < 0.005
+
+
+# -- the realistic world ---------------------------------------------------------------------------
+
+def realistic(small_catalogue, resolution=8, temperature=64.0):
+    from dreamer.toy.prior import ToyPrior
+    return ToyPrior(small_catalogue, refs_per_object=48, world="realistic", posterior_resolution=resolution,
+                    posterior_temperature=temperature)
+
+
+def brute_force_coarse_eps(prior, x_t, t, log_w, k, temperature):
+    """The realistic world from its definition: the posterior of the mixture given only the k x k
+    block means of x_t (times k, unit noise), with the noise variance scaled by the temperature,
+    one reference and one block at a time; then the full-resolution denoiser."""
+    abar = prior.alphas_cumprod.double()[t]
+    a, var = abar.sqrt(), (1 - abar) * temperature
+    refs = prior.refs.images.double()
+    x = x_t.double()
+    R = x.shape[-1] // k
+
+    def blocks(img):
+        return torch.stack([img[:, i * k:(i + 1) * k, j * k:(j + 1) * k].mean((-1, -2)) * k
+                            for i in range(R) for j in range(R)], -1)
+    xb = blocks(x)
+    logits = torch.stack([log_w[i].double() + torch.distributions.Normal(a * blocks(refs[i]), var.sqrt())
+                          .log_prob(xb).sum() for i in range(len(refs))])
+    r = torch.softmax(logits, 0)
+    D = (r[:, None, None, None] * refs).sum(0)
+    return (x - a * D) / (1 - abar).sqrt()
+
+
+@pytest.mark.parametrize("t", [200, 600])
+def test_the_realistic_world_is_its_definition(small_catalogue, t):
+    prior = realistic(small_catalogue, resolution=8, temperature=16.0)
+    g = torch.Generator().manual_seed(t)
+    emb = prior.embed(["a rubber duck, back view"])
+    x_t = 0.8 * prior.refs.images[7:8] + 0.4 * torch.randn((1, 3, 64, 64), generator=g)
+    eps = prior.predict_noise(x_t, torch.tensor([t]), emb)
+    ref = brute_force_coarse_eps(prior, x_t[0], t, emb[0], k=8, temperature=16.0)
+    assert torch.allclose(eps[0].double(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_the_realistic_world_at_full_resolution_and_temperature_one_is_exact(small_prior, small_catalogue):
+    prior = realistic(small_catalogue, resolution=64, temperature=1.0)
+    g = torch.Generator().manual_seed(3)
+    x_t = torch.randn((2, 3, 64, 64), generator=g)
+    t, emb = torch.tensor([300, 800]), small_prior.embed(["a snowman", "a rubber duck, side view"])
+    assert torch.equal(prior.predict_noise(x_t, t, emb), small_prior.predict_noise(x_t, t, emb))
+
+
+def test_coarse_weighing_keeps_unit_noise_and_spreads_the_posterior(small_prior, small_catalogue):
+    prior = realistic(small_catalogue)
+    noise = prior.coarse(torch.randn((64, 3, 64, 64), generator=torch.Generator().manual_seed(0)).double())
+    assert noise.shape == (64, 3 * 8 * 8) and abs(float(noise.var()) - 1) < 0.05
+    x_t = 0.53 * prior.refs.images[:4] + 0.85 * torch.randn((4, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    emb = prior.embed(["a rubber duck"] * 4)
+    perplexity = lambda r: float(torch.exp(-(r * r.clamp_min(1e-300).log()).sum(-1)).mean())  # noqa: E731
+    t = torch.full((4,), 500)
+    assert perplexity(small_prior.posterior(x_t, t, emb)) < 2 < 10 < perplexity(prior.posterior(x_t, t, emb))

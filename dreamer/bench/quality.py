@@ -85,6 +85,7 @@ def markdown(summary: list[dict], command: str) -> str:
 # Per-object tables: the metric, its label, its format; "seed_spread" is the spread's silhouette
 # disagreement and "seed_rmse" its RGB RMSE, the same value in every run of a (method, object).
 BY_OBJECT = [("janus_score", "Janus score", "+.2f"), ("saturation_ratio", "Saturation ratio", ".2f"),
+             ("saturation_core", "Saturation of the opaque core (opacity > 0.95)", ".3f"),
              ("silhouette_iou", "Silhouette IoU", ".3f"), ("seed_spread", "Seed spread (1 - IoU between seeds)", ".3f"),
              ("seed_rmse", "Seed spread (RGB RMSE between seeds)", ".3f")]
 
@@ -119,7 +120,7 @@ def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Pa
 def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str],
                   objects: list[str] | None = None) -> None:
     fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS] + \
-        ["saturation", "saturation_truth"]
+        ["saturation", "saturation_truth", "saturation_core"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()

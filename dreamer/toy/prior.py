@@ -1,9 +1,23 @@
-"""The toy prior: the exact score of a Gaussian mixture centred on the reference renders.
+"""The toy prior: the score of a Gaussian mixture centred on the reference renders.
 
 For x_t = a_t x0 + s_t eps and mixture weights w_i, the posterior over references is
 r_i = softmax_i(log w_i - |x_t - a_t x_i|^2 / (2 s_t^2)); the denoised estimate is
 D = sum_i r_i x_i and the noise prediction is eps_hat = (x_t - a_t D) / s_t. Distances are
 computed in float64 (at small t the logits divide by s_t^2 ~ 0.02, so float32 is not enough).
+
+Two worlds (prior.world):
+- exact: the above, the exact score of the mixture. At 64x64 its posterior is one-hot as soon as a
+  render is nearer one reference than the rest, so classifier-free guidance vanishes once a shape
+  forms and view words hardly matter: it does not behave like a real prior.
+- realistic: the references are weighed on a coarse view of x_t, P x_t (average pooling to R x R,
+  scaled so that P keeps the noise at unit variance), as if the noise were sqrt(T) times larger:
+      r_i = softmax_i(log w_i - |P x_t - a_t P x_i|^2 / (2 T s_t^2)),
+  with D and eps_hat as above. For T = 1 this is the exact posterior of the mixture given P x_t
+  only; T > 1 spreads it further. It is no longer the score of one distribution: it is a denoiser
+  that, like a model which generalizes, blends many references whose coarse look matches (front
+  views outnumber back views 4 to 1 in the references, so a back view is pulled towards fronts)
+  and keeps a conditional term at every t. Same references, same ground truth, and cheaper than
+  the exact weighing (R^2 instead of 64^2 dimensions).
 
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
 moves `view_fidelity` of that object's mass onto references with the matching label, and the
@@ -28,14 +42,24 @@ class ToyPrior(Prior):
 
     def __init__(self, catalogue: Catalogue | None = None, resolution: int = 64,
                  refs_per_object: int = 200, view_fidelity: float = 0.7, progress=None,
-                 chunk: int = 8):
+                 chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
+                 posterior_temperature: float = 64.0):
         self.catalogue = catalogue or Catalogue()
         self.resolution, self.view_fidelity, self.chunk = resolution, view_fidelity, chunk
         self.alphas_cumprod = sd_alphas_cumprod().float()
         self.refs = load_references(self.catalogue, refs_per_object, resolution, progress)
         flat = self.refs.images.reshape(len(self.refs.images), -1)
         self._refs64 = flat.double()
-        self._sq_norms = (self._refs64 ** 2).sum(-1)
+        if world not in ("exact", "realistic"):
+            raise ValueError(f"unknown toy world {world}")
+        if resolution % posterior_resolution:
+            raise ValueError(f"posterior_resolution {posterior_resolution} must divide {resolution}")
+        self.world = world
+        self.weighing_resolution = resolution if world == "exact" else posterior_resolution
+        self.temperature = 1.0 if world == "exact" else float(posterior_temperature)
+        coarse = self.weighing_resolution != resolution
+        self._weighed_refs = self.coarse(self.refs.images.double()) if coarse else self._refs64  # no copy
+        self._sq_norms = (self._weighed_refs ** 2).sum(-1)
 
     # -- conditioning ------------------------------------------------------------------------
 
@@ -86,11 +110,19 @@ class ToyPrior(Prior):
     def posterior(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Posterior weights r (B, N) over references."""
         abar = self.alphas_cumprod.double()[t.long().cpu()]
-        a, s2 = abar.sqrt()[:, None], (1 - abar)[:, None]
-        x = x_t.detach().reshape(x_t.shape[0], -1).double().cpu()
-        d2 = (x * x).sum(-1, keepdim=True) - 2 * a * (x @ self._refs64.T) + a * a * self._sq_norms[None]
+        a, s2 = abar.sqrt()[:, None], (1 - abar)[:, None] * self.temperature
+        x = self.coarse(x_t.detach().double().cpu())
+        d2 = (x * x).sum(-1, keepdim=True) - 2 * a * (x @ self._weighed_refs.T) + a * a * self._sq_norms[None]
         logits = emb.double().cpu() - d2 / (2 * s2)
         return torch.softmax(logits, dim=-1)
+
+    def coarse(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, R, R) -> (B, C * r * r): the view the references are weighed on. Average pooling by
+        k, times k, so unit-variance noise stays unit variance (k = 1: x itself, flattened)."""
+        k = x.shape[-1] // self.weighing_resolution
+        if k > 1:
+            x = torch.nn.functional.avg_pool2d(x, k) * k
+        return x.reshape(x.shape[0], -1)
 
     def denoise(self, x_t, t, emb) -> torch.Tensor:
         """E[x0 | x_t] under the mixture (B, C, R, R)."""
