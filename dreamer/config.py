@@ -98,12 +98,13 @@ def _num(x) -> str:
 @dataclass
 class PriorConfig:
     name: str = "toy"  # "toy", a hub id already in the local cache, or a diffusers pipeline folder
-    view_fidelity: Float(0, 1) = 0.7  # toy: share of the mass on references whose view label matches
+    view_fidelity: Annotated[NumberOrAuto, Range(0, 1)] = "auto"  # toy: an object's mass on references of the asked view; auto: 0.7 (exact world), 0.3 (realistic)
     refs_per_object: Int(1, 5000) = 200  # toy: reference renders per catalogue object
     catalogue: Optional[str] = None  # toy: YAML file adding user objects from meshes
     world: Choice("exact", "realistic") = "exact"  # toy: the exact mixture score, or one that generalizes like a real prior
     posterior_resolution: Int(1, 64) = 8  # toy, realistic world: the references are weighed on an R x R view of x_t
     posterior_temperature: Float(1, 1e6) = 64.0  # toy, realistic world: the weighing assumes sqrt(T) times the noise
+    front_lean: Float(0, 10) = 1.5  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group
     # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
     revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N

@@ -180,3 +180,17 @@ def test_coarse_weighing_keeps_unit_noise_and_spreads_the_posterior(small_prior,
     perplexity = lambda r: float(torch.exp(-(r * r.clamp_min(1e-300).log()).sum(-1)).mean())  # noqa: E731
     t = torch.full((4,), 500)
     assert perplexity(small_prior.posterior(x_t, t, emb)) < 2 < 10 < perplexity(prior.posterior(x_t, t, emb))
+
+
+def test_the_realistic_world_leans_to_the_front_within_each_group(small_catalogue, small_prior):
+    from dreamer.toy.prior import ToyPrior
+    prior = ToyPrior(small_catalogue, refs_per_object=48, world="realistic", view_fidelity=0.3, front_lean=1.5)
+    w = prior.log_weights("a rubber duck, back view").double().exp()
+    duck, back = prior.refs.object_ids == 0, prior.refs.labels == VIEW_LABELS.index("back")
+    assert float(w[duck & back].sum()) == pytest.approx(0.3) and float(w.sum()) == pytest.approx(1.0)
+    rest = torch.nonzero(duck & ~back).flatten()
+    cos = torch.cos(torch.deg2rad(prior.refs.azimuth.double()))
+    i, j = rest[0], rest[1:]
+    assert torch.allclose(w[j] / w[i], torch.exp(1.5 * (cos[j] - cos[i])))
+    exact = ToyPrior(small_catalogue, refs_per_object=48, front_lean=1.5)  # the exact world ignores it
+    assert torch.equal(exact.log_weights("a rubber duck, back view"), small_prior.log_weights("a rubber duck, back view"))

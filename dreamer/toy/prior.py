@@ -17,7 +17,10 @@ Two worlds (prior.world):
   that, like a model which generalizes, blends many references whose coarse look matches (front
   views outnumber back views 4 to 1 in the references, so a back view is pulled towards fronts)
   and keeps a conditional term at every t. Same references, same ground truth, and cheaper than
-  the exact weighing (R^2 instead of 64^2 dimensions).
+  the exact weighing (R^2 instead of 64^2 dimensions). It also leans to the front, as photo
+  collections do beyond our references' sampling: within each group of references the prompt
+  weighs (the object's, or those with and without the asked view label), reference i's weight
+  is proportional to exp(front_lean * cos(azimuth_i)).
 
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
 moves `view_fidelity` of that object's mass onto references with the matching label, and the
@@ -41,11 +44,13 @@ class ToyPrior(Prior):
     channels = 3
 
     def __init__(self, catalogue: Catalogue | None = None, resolution: int = 64,
-                 refs_per_object: int = 200, view_fidelity: float = 0.7, progress=None,
+                 refs_per_object: int = 200, view_fidelity: float | str = 0.7, progress=None,
                  chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
-                 posterior_temperature: float = 64.0):
+                 posterior_temperature: float = 64.0, front_lean: float = 0.0):
         self.catalogue = catalogue or Catalogue()
-        self.resolution, self.view_fidelity, self.chunk = resolution, view_fidelity, chunk
+        if view_fidelity == "auto":  # real priors follow view words loosely
+            view_fidelity = 0.3 if world == "realistic" else 0.7
+        self.resolution, self.view_fidelity, self.chunk = resolution, float(view_fidelity), chunk
         self.alphas_cumprod = sd_alphas_cumprod().float()
         self.refs = load_references(self.catalogue, refs_per_object, resolution, progress)
         flat = self.refs.images.reshape(len(self.refs.images), -1)
@@ -55,6 +60,9 @@ class ToyPrior(Prior):
         if resolution % posterior_resolution:
             raise ValueError(f"posterior_resolution {posterior_resolution} must divide {resolution}")
         self.world = world
+        # Within each group of references, weights exp(lean * cos(azimuth)) (all 1 in the exact world).
+        lean = front_lean if world == "realistic" else 0.0
+        self._lean = torch.exp(lean * torch.cos(torch.deg2rad(self.refs.azimuth.double())))
         self.weighing_resolution = resolution if world == "exact" else posterior_resolution
         self.temperature = 1.0 if world == "exact" else float(posterior_temperature)
         coarse = self.weighing_resolution != resolution
@@ -72,19 +80,20 @@ class ToyPrior(Prior):
         n_obj = len(self.catalogue.objects)
         mass = torch.zeros(len(ids), dtype=torch.float64)
         objects = range(n_obj) if obj is None else [obj]
+        lean = self._lean
         for o in objects:
             in_obj = ids == o
             share = 1.0 / len(objects)
             if label is None:
-                mass[in_obj] = share / in_obj.sum()
+                mass[in_obj] = share * lean[in_obj] / lean[in_obj].sum()
                 continue
             match = in_obj & (labels == VIEW_LABELS.index(label))
             rest = in_obj & ~match
             if match.sum() == 0 or rest.sum() == 0:  # nothing to reweight: stay uniform
-                mass[in_obj] = share / in_obj.sum()
+                mass[in_obj] = share * lean[in_obj] / lean[in_obj].sum()
                 continue
-            mass[match] = share * self.view_fidelity / match.sum()
-            mass[rest] = share * (1 - self.view_fidelity) / rest.sum()
+            mass[match] = share * self.view_fidelity * lean[match] / lean[match].sum()
+            mass[rest] = share * (1 - self.view_fidelity) * lean[rest] / lean[rest].sum()
         return torch.where(mass > 0, mass.log(), torch.full_like(mass, -math.inf)).float()
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
