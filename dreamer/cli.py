@@ -94,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print benchmark figures (guidance: seconds and prior evaluations per "
                                      "step on the toy; prior: SDS step vs UNet time on SD 2.1-base's architecture; quality: the method grid "
-                                     "on the toy's ground truth; splats: our Gaussian rasterizer vs dense compositing)")
-    b.add_argument("what", choices=["guidance", "prior", "quality", "splats"])
+                                     "on the toy's ground truth; splats: our Gaussian rasterizer vs dense compositing; "
+                                     "raster: our mesh rasterizer vs a dense all-pairs one)")
+    b.add_argument("what", choices=["guidance", "prior", "quality", "splats", "raster"])
     b.add_argument("--methods", default=None, help="comma-separated (default: every method)")
     b.add_argument("--steps", type=int, default=20, help="timed steps per method")
     b.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
@@ -120,9 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", help="prior, splats: auto (cuda when present), cpu, cuda")
     b.add_argument("--dtype", default="auto", help="prior: auto (fp16 on GPU), float32, float16, bfloat16")
     b.add_argument("--gaussians", default="1000,10000,50000", help="splats: comma-separated Gaussian counts")
-    b.add_argument("--sizes", default="64,256", help="splats: comma-separated image sizes")
+    b.add_argument("--sizes", default=None, help="splats, raster: comma-separated image sizes "
+                                                 "(default 64,256 for splats, 128,512 for raster)")
     b.add_argument("--cameras", type=int, default=1, help="splats: views rendered together")
     b.add_argument("--tile-size", type=int, default=4, help="splats: our rasterizer's tile size")
+    b.add_argument("--faces", default="10000,50000", help="raster: comma-separated face counts")
 
     sub.add_parser("ui", help="the web UI on 127.0.0.1:7860 (dreamer ui --help)", add_help=False)
 
@@ -257,6 +260,8 @@ def _bench(args) -> int:
         return _bench_quality(args)
     if args.what == "splats":
         return _bench_splats(args)
+    if args.what == "raster":
+        return _bench_raster(args)
     from .bench import guidance  # start-up
     from .guidance import METHODS  # start-up
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
@@ -305,7 +310,7 @@ def _bench_quality(args) -> int:
 def _bench_splats(args) -> int:
     try:
         counts = [int(n) for n in args.gaussians.split(",")]
-        sizes = [int(n) for n in args.sizes.split(",")]
+        sizes = [int(n) for n in (args.sizes or "64,256").split(",")]
     except ValueError:
         raise UserError("--gaussians and --sizes must be comma-separated integers, e.g. --gaussians 1000,10000") from None
     if min(counts) < 1 or min(sizes) < 8 or args.cameras < 1 or args.tile_size < 1:
@@ -323,6 +328,23 @@ def _bench_splats(args) -> int:
     rows = splats.run(counts, sizes, args.cameras, tile_size=args.tile_size, say=say, device=str(device),
                       gsplat=with_gsplat)
     text = splats.table(rows, args.cameras, args.tile_size, str(device))
+    print(text)
+    if args.markdown:
+        write_text(Path(args.markdown), text + "\n")
+    return 0
+
+
+def _bench_raster(args) -> int:
+    try:
+        counts = [int(n) for n in args.faces.split(",")]
+        sizes = [int(n) for n in (args.sizes or "128,512").split(",")]
+    except ValueError:
+        raise UserError("--faces and --sizes must be comma-separated integers, e.g. --faces 10000,50000") from None
+    if min(counts) < 8 or min(sizes) < 8:
+        raise UserError("--faces and --sizes must be at least 8")
+    from .bench import raster  # start-up
+    rows = raster.run(counts, sizes, say=lambda m: print(m, file=sys.stderr, flush=True))
+    text = raster.table(rows)
     print(text)
     if args.markdown:
         write_text(Path(args.markdown), text + "\n")

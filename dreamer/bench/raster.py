@@ -1,0 +1,77 @@
+"""`dreamer bench raster`: our tile-binned mesh rasterizer against the dense all-pairs reference.
+
+The scene is a UV sphere of radius 0.5 with about the asked number of faces, seen from the
+training orbit (distance 2.0, fovy 40 degrees, elevation 15). One timing is the forward pass
+(projection, visibility, interpolation, antialiasing of 3 colour channels and the mask) plus the
+backward of a random linear loss on the image. The dense reference shares everything but the
+visibility step, which tests every face against every pixel; its cost is linear in the faces, so
+it is timed on the first `dense_faces` faces and scaled (the table says so).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+import trimesh
+
+from renderers import mesh_raster as mr
+
+from ..cameras import make_cameras, opencv_cameras
+
+
+def sphere(faces: int):
+    n = max(3, round(math.sqrt(faces / 7.3)))  # trimesh's UV sphere has about 7.3 n^2 faces
+    s = trimesh.creation.uv_sphere(radius=0.5, count=[n, 2 * n])
+    return torch.tensor(s.vertices, dtype=torch.float32), torch.tensor(s.faces, dtype=torch.long)
+
+
+def _time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _forward_backward(vertices, faces, colours, viewmats, Ks, size: int) -> None:
+    v = vertices.clone().requires_grad_()
+    out = mr.rasterize(v, faces, colours, viewmats, Ks, size, size)
+    image = torch.cat([out["attributes"], out["opacity"]], -1)
+    weights = torch.randn(image.shape, generator=torch.Generator().manual_seed(0))
+    (image * weights).sum().backward()
+
+
+def run(face_counts=(10000, 50000), sizes=(128, 512), repeats: int = 3, dense_faces: int = 2000,
+        say=print) -> list[dict]:
+    rows = []
+    for size in sizes:
+        viewmats, Ks = opencv_cameras(make_cameras([15.0], [30.0], [2.0], [40.0], size, size))
+        for count in face_counts:
+            vertices, faces = sphere(count)
+            colours = torch.rand(len(vertices), 3, generator=torch.Generator().manual_seed(1))
+            ours = _time(lambda: _forward_backward(vertices, faces, colours, viewmats, Ks, size), repeats)
+            pix = mr.project(vertices, viewmats, Ks)
+            tiled_vis = _time(lambda: mr.visible_triangles(pix, faces, size, size), repeats)
+            part = faces[:min(dense_faces, len(faces))]
+            dense_vis = _time(lambda: mr.visible_triangles_dense(pix, part, size, size), 1) * len(faces) / len(part)
+            dense = ours - tiled_vis + dense_vis
+            row = {"faces": len(faces), "size": size, "ours_s": ours, "dense_s": dense, "speedup": dense / ours,
+                   "dense": f"visibility timed on {len(part):,} faces, scaled"}
+            say(f"{len(faces):7d} faces {size:4d}px  ours {ours:7.3f} s  dense {dense:8.1f} s  x{row['speedup']:.0f}")
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"Mesh rasterization, forward + backward, 1 camera, tiles 8 px, {torch.get_num_threads()} threads "
+             f"({torch.__version__})", "",
+             "| faces | image | ours (tile-binned) | dense all-pairs | speed-up | dense timing |",
+             "|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['faces']:,} | {r['size']}² | {r['ours_s']:.3f} s | {r['dense_s']:.1f} s | "
+                     f"{r['speedup']:.0f}× | {r['dense']} |")
+    return "\n".join(lines)
