@@ -78,6 +78,14 @@ def test_checkpoint_holds_only_trainable_tensors_under_stable_names_and_round_tr
     assert len(state) == len(list(fake.parameters()))
     # the names a UNet copy with peft's "default" adapter gave them (runs of dreamer 0.2 resume)
     assert all(k.startswith("unet.") and (".default." in k or k.startswith("unet.class_embedding.")) for k in state)
+    # parameter order (which the optimizer state in a checkpoint follows): the UNet's LoRA weights
+    # in module order, then the camera, as a UNet copy gave them
+    marker = f".{fake.adapter}."
+    unet_order = ["unet." + n.replace(marker, ".default.") for n, _ in unet.named_parameters() if marker in n]
+    camera_names = ["unet.class_embedding." + n for n, _ in fake.camera.named_parameters()]
+    ours = [fake._saved_names[n[len("lora."):]] if n.startswith("lora.") else "unet.class_embedding." + n[len("camera."):]
+            for n, _ in fake.named_parameters()]
+    assert ours == unet_order + camera_names
     other = LoRAFakeScore(tiny_unet(), sd_alphas_cumprod().float())  # another process: its own UNet
     other.load_state_dict(state)
     with torch.no_grad():

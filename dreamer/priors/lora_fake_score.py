@@ -20,6 +20,7 @@ update when they overflow, as torch.amp.GradScaler does).
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -76,10 +77,12 @@ class LoRAFakeScore(nn.Module):
         self._unet = [unet]  # a plain reference: not a submodule (see the module docstring)
         self._layers = [m for m in unet.modules() if isinstance(m, BaseTunerLayer)]
         self._switch(False)
-        self.lora = nn.ParameterDict({_local(n): p for n, p in lora.items()})
+        # The LoRA weights in the UNet's order, then the camera: the order the UNet copy gave its
+        # trainable tensors, which the optimizer state of older checkpoints follows.
+        self.lora = nn.ParameterDict(OrderedDict((_local(n), p) for n, p in lora.items()))  # a dict would be sorted
+        self.camera = CameraEmbedding(camera_dim, unet.time_embedding.linear_2.out_features)
         # checkpoint names as a UNet copy with a "default" adapter gave them
         self._saved_names = {_local(n): "unet." + n.replace(marker, f".{SAVED_ADAPTER}.") for n in lora}
-        self.camera = CameraEmbedding(camera_dim, unet.time_embedding.linear_2.out_features)
         self.prediction_type = prediction_type
         self.alphas_cumprod = alphas_cumprod
         # emb -> the UNet's inputs (SDXL splits off its pooled row and adds time ids)
