@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The realistic-world grid of docs/evaluation.md (#19): every invocation is `dreamer bench quality`,
 # which keeps finished runs and resumes started ones, so rerunning this script continues the grid.
-#   docs/bench-quality/realistic-grid.sh [ROOT]   (default /work/bench-quality/realistic)
+#   docs/bench-quality/realistic-grid.sh [ROOT]   (default /work/bench-quality/realistic), from the
+#   repository root with the venv's python first on PATH (python -m: the checkout's code, not an install)
 set -u
 ROOT=${1:-/work/bench-quality/realistic}
 FRONT="rubber duck,snowman,toy car,penguin"
 SIX="$FRONT,mushroom,coffee mug"
-bench() { dreamer bench quality --jobs 2 "$@" prior.world=realistic; }
+bench() { python -m dreamer.cli bench quality --jobs 2 "$@" prior.world=realistic; }
 # 1. the targets and the seeds' claims: SDS (recipe, scale 3), VSD, ESD (lambda 0.5), three seeds
 bench --methods sds,vsd,esd --objects "$SIX" --seeds 0,1,2 --out "$ROOT/main3"
 # 2. saturation at large CFG: SDS at 7.5 and 100, BSD at lambda_r 100
