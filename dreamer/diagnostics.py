@@ -59,7 +59,7 @@ def gradient_shares(run: RunDir) -> dict:
     fresh = TextTo3DSystem(cfg, prior).eval()
     result = {"initial": shares_at(fresh, prior, 0)}
     trained = TextTo3DSystem(cfg, prior, restore=True)
-    trained.load_state_dict(load_checkpoint_state(run, cfg))
+    trained.load_state_dict(load_checkpoint_state(run))
     result["final"] = shares_at(trained.eval(), prior, cfg.trainer.max_steps - 1)
     return result
 

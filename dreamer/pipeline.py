@@ -101,8 +101,9 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     torch.manual_seed(cfg.seed)
     system = build_system(cfg)
     trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress))
+    device = compute_device()
     for rep in system.particles:  # kernel builds and backend fallbacks show here, not inside step 0
-        rep.prepare_device(compute_device(), say)
+        rep.prepare_device(device, say)
     ckpt = run.checkpoint if run.checkpoint.is_file() else None
     started = time.time()
     run.update_state(status="running")
@@ -115,7 +116,7 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
     return system
 
 
-def load_checkpoint_state(run: RunDir, cfg: ExperimentConfig) -> dict:
+def load_checkpoint_state(run: RunDir) -> dict:
     """The last checkpoint's state dict (every tensor of the system, the fake score's included)."""
     if not run.checkpoint.is_file():
         raise UserError(f"{run.path} has no checkpoint yet; run `dreamer resume {run.path}` first")
@@ -124,7 +125,7 @@ def load_checkpoint_state(run: RunDir, cfg: ExperimentConfig) -> dict:
 
 def load_system(run: RunDir, cfg: ExperimentConfig):
     """Representations and background from the last checkpoint (no prior needed)."""
-    state = load_checkpoint_state(run, cfg)
+    state = load_checkpoint_state(run)
     system = TextTo3DSystem(cfg, prior=None, restore=True)
     # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
     weights = {k: v for k, v in state.items() if not k.startswith("guidance.")}

@@ -11,6 +11,8 @@ import contextlib
 import importlib
 import sys
 
+from dreamer.yamldata import first_line
+
 _reasons: dict[str, str | None] = {}
 
 
@@ -26,7 +28,6 @@ def kernels_missing(package: str, say=None) -> str | None:
             backend = importlib.import_module(f"{package}.cuda._backend")
         reason = None if getattr(backend, "_C", None) is not None else "no CUDA toolkit (nvcc) was found to build them"
     except Exception as exc:  # noqa: BLE001 - a failed build raises whatever its compiler step raised
-        lines = str(exc).strip().splitlines()
-        reason = f"their build failed ({type(exc).__name__}: {lines[0][:160] if lines else 'no message'})"
+        reason = f"their build failed ({type(exc).__name__}: {first_line(exc)})"
     _reasons[package] = reason
     return reason

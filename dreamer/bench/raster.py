@@ -10,8 +10,6 @@ it is timed on the first `dense_faces` faces and scaled (the table says so).
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import torch
 import trimesh
@@ -19,22 +17,13 @@ import trimesh
 from renderers import mesh_raster as mr
 
 from ..cameras import make_cameras, opencv_cameras
+from .timing import median_seconds
 
 
 def sphere(faces: int):
     n = max(3, round(math.sqrt(faces / 7.3)))  # trimesh's UV sphere has about 7.3 n^2 faces
     s = trimesh.creation.uv_sphere(radius=0.5, count=[n, 2 * n])
     return torch.tensor(s.vertices, dtype=torch.float32), torch.tensor(s.faces, dtype=torch.long)
-
-
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _forward_backward(vertices, faces, colours, viewmats, Ks, size: int) -> None:
@@ -53,11 +42,12 @@ def run(face_counts=(10000, 50000), sizes=(128, 512), repeats: int = 3, dense_fa
         for count in face_counts:
             vertices, faces = sphere(count)
             colours = torch.rand(len(vertices), 3, generator=torch.Generator().manual_seed(1))
-            ours = _time(lambda: _forward_backward(vertices, faces, colours, viewmats, Ks, size), repeats)
+            ours = median_seconds(lambda: _forward_backward(vertices, faces, colours, viewmats, Ks, size), repeats)
             pix = mr.project(vertices, viewmats, Ks)
-            tiled_vis = _time(lambda: mr.visible_triangles(pix, faces, size, size), repeats)
+            tiled_vis = median_seconds(lambda: mr.visible_triangles(pix, faces, size, size), repeats)
             part = faces[:min(dense_faces, len(faces))]
-            dense_vis = _time(lambda: mr.visible_triangles_dense(pix, part, size, size), 1) * len(faces) / len(part)
+            dense_vis = median_seconds(lambda: mr.visible_triangles_dense(pix, part, size, size), 1)
+            dense_vis *= len(faces) / len(part)
             dense = ours - tiled_vis + dense_vis
             row = {"faces": len(faces), "size": size, "ours_s": ours, "dense_s": dense, "speedup": dense / ours,
                    "dense": f"visibility timed on {len(part):,} faces, scaled"}

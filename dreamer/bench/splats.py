@@ -14,14 +14,13 @@ to the whole image; the table says which.
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import torch
 
 from renderers import splat_raster as raster
 
 from ..cameras import opencv_cameras, orbit
+from .timing import median_seconds
 
 DENSE_PLAIN_PAIRS = 2 ** 26  # up to this, dense keeps every chunk's activations (a few GB)
 DENSE_CHUNK_PAIRS = 2 ** 21  # pairs per pixel chunk (the fastest measured: 1.8 s vs 5.7 s unchunked at 10k, 64²)
@@ -38,19 +37,6 @@ def random_scene(n: int, seed: int = 0) -> dict:
             "scales": 0.5 * spacing * torch.exp(0.3 * torch.randn(n, 3, generator=g)),
             "opacities": 0.1 + 0.8 * torch.rand(n, generator=g),
             "colors": torch.rand(n, 3, generator=g)}
-
-
-def _time(fn, repeats: int, device=torch.device("cpu")) -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()  # warm-up: allocator, first-call overheads, kernel loading
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _project(scene: dict, viewmats, Ks, size: int):
@@ -95,23 +81,24 @@ def run(counts=(1000, 10000, 50000), sizes=(64, 256), cameras: int = 1, repeats:
         viewmats, Ks = (t.to(device) for t in opencv_cameras(orbit(cameras, 15.0, 2.4, 40.0, size)))
         for n in counts:
             scene = {k: v.to(device) for k, v in random_scene(n).items()}
-            ours = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _ours(sc, v, k, sz, tile_size), repeats, device)
+            ours = median_seconds(lambda sc=scene, v=viewmats, k=Ks, sz=size: _ours(sc, v, k, sz, tile_size),
+                                  repeats, device)
             pairs = n * size * size * cameras
             if pairs <= DENSE_BUDGET_PAIRS:
-                dense = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _dense(sc, v, k, sz), 1, device)
+                dense = median_seconds(lambda sc=scene, v=viewmats, k=Ks, sz=size: _dense(sc, v, k, sz), 1, device)
                 how = "chunked" if pairs <= DENSE_PLAIN_PAIRS else "chunked, checkpointed"
             else:
                 rows_timed = max(1, min(size, (DENSE_BUDGET_PAIRS // (n * cameras)) // size))
-                part = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size, r=rows_timed: _dense(sc, v, k, sz, r), 1,
-                             device)
+                part = median_seconds(lambda sc=scene, v=viewmats, k=Ks, sz=size, r=rows_timed:
+                                      _dense(sc, v, k, sz, r), 1, device)
                 dense = part * size / rows_timed
                 how = f"extrapolated from {rows_timed}/{size} rows"
             row = {"gaussians": n, "size": size, "ours_s": ours, "dense_s": dense, "speedup": dense / ours,
                    "dense": how}
             extra = ""
             if gsplat:
-                row["gsplat_s"] = _time(lambda sc=scene, v=viewmats, k=Ks, sz=size: _gsplat(sc, v, k, sz), repeats,
-                                        device)
+                row["gsplat_s"] = median_seconds(lambda sc=scene, v=viewmats, k=Ks, sz=size: _gsplat(sc, v, k, sz),
+                                                 repeats, device)
                 extra = f"  gsplat {row['gsplat_s']:8.4f} s"
             say(f"{n:6d} Gaussians {size:4d}px  ours {ours:8.3f} s  dense {dense:9.2f} s  "
                 f"x{row['speedup']:.1f}  ({how}){extra}")
