@@ -22,12 +22,12 @@ def due(trainer, every: int) -> bool:
 class Progress(pl.Callback):
     """One bar over the whole run: steps, it/s, ETA and the latest loss."""
 
-    def __init__(self, max_steps: int, disable: bool = False):
-        self.max_steps, self.disable = max_steps, disable
+    def __init__(self, max_steps: int, disable: bool = False, desc: str = "optimizing"):
+        self.max_steps, self.disable, self.desc = max_steps, disable, desc
         self.bar = None
 
     def on_train_start(self, trainer, pl_module):
-        self.bar = tqdm(total=self.max_steps, initial=trainer.global_step, desc="optimizing", unit="step",
+        self.bar = tqdm(total=self.max_steps, initial=trainer.global_step, desc=self.desc, unit="step",
                         dynamic_ncols=True, disable=self.disable,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
 
@@ -45,8 +45,10 @@ class ProgressFile(pl.Callback):
     """progress.json in the run folder: step, total, steps per second and ETA, for watchers (the web
     UI) that cannot see the terminal. Rewritten atomically at most every `every_seconds`."""
 
-    def __init__(self, run, max_steps: int, every_seconds: float = 0.5):
+    def __init__(self, run, max_steps: int, stage: str | None = None, every_seconds: float = 0.5):
+        """`stage`: a chained run's stage label, written with the step ("stage 1/2 nerf")."""
         self.path, self.max_steps, self.every = run.path / "progress.json", max_steps, every_seconds
+        self.stage = stage
         self.started = self.first_step = self.last_write = None
 
     def on_train_start(self, trainer, pl_module):
@@ -58,8 +60,11 @@ class ProgressFile(pl.Callback):
             return
         rate = (step - self.first_step) / max(now - self.started, 1e-9)
         eta = (self.max_steps - step) / rate if rate > 0 else None
-        write_text(self.path, json.dumps({"step": step, "max_steps": self.max_steps, "steps_per_second": rate,
-                                          "eta_seconds": eta, "updated": now}))
+        info = {"step": step, "max_steps": self.max_steps, "steps_per_second": rate, "eta_seconds": eta,
+                "updated": now}
+        if self.stage:
+            info["stage"] = self.stage
+        write_text(self.path, json.dumps(info))
         self.last_write = now
 
 

@@ -203,7 +203,7 @@ WEIGHTINGS = ("sds", "uniform", "fantasia3d", "rho", "alpha")
 # knows them without importing torch, so an unknown method fails at load like any other choice.
 GUIDANCE_METHODS = ("sds", "vsd", "esd", "csd", "csm", "asd", "nfsd", "ism", "tsm", "bsd", "dsd", "cds")
 # The representation registry's names (dreamer.representations.REPRESENTATIONS), likewise.
-REPRESENTATIONS = ("nerf", "gaussians")
+REPRESENTATIONS = ("nerf", "gaussians", "mesh")
 # ply and splat: a Gaussian run's splats (splats.ply, splats.splat; other runs write none)
 EXPORT_FORMATS = ("glb", "obj", "ply", "splat", "usdz")
 DEFAULT_EXPORT_FORMATS = ("glb", "obj", "ply")
@@ -301,10 +301,25 @@ class GaussianConfig:
 
 
 @dataclass
+class MeshConfig:
+    """The mesh stage (DMTet): a surface refined from a coarse NeRF or Gaussian stage."""
+    resolution: Int(8, 256) = 32  # tetrahedral grid cells per axis (32-64 on a CPU, up to 128 on a GPU)
+    # coarse: this run trains its coarse stage first (in coarse/) | run: from init_path | sphere: from a
+    # sphere of half the radius, no coarse stage (Fantasia3D's start)
+    init: Choice("coarse", "run", "sphere") = "coarse"
+    init_path: Optional[str] = None  # init=run: a finished NeRF or Gaussian run folder
+    coarse: Choice("nerf", "gaussians") = "nerf"  # init=coarse: the coarse stage's representation
+    coarse_recipe: Optional[str] = None  # init=coarse: its recipe (default: configs/<method>-<coarse>.yaml)
+    coarse_steps: Optional[Int(1, MAX_STEPS)] = None  # init=coarse: its steps (default: its recipe's)
+    colour_fit_steps: Int(0, 100_000) = 300  # from Gaussians: steps fitting the colour field to their colours
+
+
+@dataclass
 class GeometryConfig:
     type: Choice(*REPRESENTATIONS) = "nerf"
     radius: Float(0, 100, above=True) = 1.0
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
     pos_encoding: HashGridConfig = field(default_factory=HashGridConfig)
     mlp_width: Int(1, 1024) = 64
     mlp_layers: Int(0, 16) = 1
@@ -360,6 +375,9 @@ class OptimizerConfig:
     lr_opacities: Schedule(0, 100) = 0.05
     lr_sh0: Schedule(0, 100) = 0.01
     lr_shN: Schedule(0, 100) = 0.0005
+    # The mesh stage: signed distances and bounded offsets (tanh of these) of the tetrahedral grid
+    lr_sdf: Schedule(0, 100) = 0.001
+    lr_offsets: Schedule(0, 100) = 0.01
     betas: Numbers(2, 0, 1, below=True) = field(default_factory=lambda: [0.9, 0.99])
     eps: Float(0, 1, above=True) = 1e-15
 
@@ -371,6 +389,11 @@ class LossConfig:
     lambda_orient: Schedule(0, 1e6) = 0.0
     lambda_sparsity: Schedule(0, 1e6) = 0.0
     lambda_opaque: Schedule(0, 1e6) = 0.0
+    # The mesh stage: neighbouring face normals agree, vertices sit at their neighbours' mean, and
+    # the signed distance does not flip sign along grid edges away from the surface
+    lambda_normal_consistency: Schedule(0, 1e6) = 0.0
+    lambda_laplacian: Schedule(0, 1e6) = 0.0
+    lambda_sdf_sign: Schedule(0, 1e6) = 0.0
 
 
 @dataclass

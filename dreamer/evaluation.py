@@ -39,7 +39,7 @@ def exported_mesh(run: RunDir):
     for name in ("model.glb", "model.obj"):
         path = run.path / name
         if path.is_file():
-            return trimesh.load(path, force="mesh")
+            return trimesh.load_mesh(path)  # a GLB scene flattened to one mesh
     return None
 
 

@@ -11,7 +11,7 @@ import torch
 from systems.text_to_3d import TextTo3DSystem
 from systems.trainer import compute_device, fit, make_trainer
 
-from . import budget, checkpoints
+from . import budget, checkpoints, stages
 from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
 from .cameras import orbit
 from .config import ExperimentConfig
@@ -25,7 +25,7 @@ from .export.writers import write_glb, write_obj
 from .guidance import FAKE_SCORE_METHODS
 from .priors.factory import build_prior, check_prior
 from .representations import representation_class
-from .runs import RunDir, check_output_dir, default_run_dir
+from .runs import RunDir, check_output_dir, default_run_dir, run_progress
 from .toy.catalogue import Catalogue, toy_object
 from .yamldata import first_line
 
@@ -84,23 +84,31 @@ def validate_export(e) -> None:
         raise UserError(USD_MISSING)
 
 
-def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool) -> list:
+def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool, stage: str | None = None,
+               watcher: RunDir | None = None) -> list:
+    """`stage`: the label of a chained run's stage; `watcher`: the run folder whose progress.json
+    also shows this stage's (a coarse stage inside its mesh run)."""
     # Order matters: metrics are flushed before the checkpoint that they must agree with.
     t = cfg.trainer
-    return [Progress(t.max_steps, disable=not progress), ProgressFile(run, t.max_steps), Previews(run, t.val_every),
-            MetricsCSV(run, t.checkpoint_every), AtomicCheckpoint(run, t.checkpoint_every, t.keep_checkpoint_every)]
+    files = [ProgressFile(r, t.max_steps, stage) for r in (run, watcher) if r is not None]
+    return [Progress(t.max_steps, disable=not progress, desc=stage or "optimizing"), *files,
+            Previews(run, t.val_every), MetricsCSV(run, t.checkpoint_every),
+            AtomicCheckpoint(run, t.checkpoint_every, t.keep_checkpoint_every)]
 
 
-def build_system(cfg: ExperimentConfig) -> TextTo3DSystem:
-    return TextTo3DSystem(cfg, build_prior(cfg.prior, progress=say))
+def build_system(cfg: ExperimentConfig, restore: bool = False) -> TextTo3DSystem:
+    return TextTo3DSystem(cfg, build_prior(cfg.prior, progress=say), restore)
 
 
-def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True):
+def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True, stage: str | None = None,
+          watcher: RunDir | None = None):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    system = build_system(cfg)
-    trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress))
+    # From a checkpoint, the representations are only shaped (it fills them): a chained stage
+    # does not read its previous run again.
+    system = build_system(cfg, restore=run.checkpoint.is_file())
+    trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress, stage, watcher))
     device = compute_device()
     for rep in system.particles:  # kernel builds and backend fallbacks show here, not inside step 0
         rep.prepare_device(device, say)
@@ -215,6 +223,10 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
     path = Path(out) if out else default_run_dir(cfg.prompt)
     check_output_dir(path)
     cfg.out_dir = str(path)
+    if stages.has_coarse_stage(cfg):  # checked now: nothing is written for a bad coarse stage either
+        coarse = stages.coarse_config(cfg)
+        validate(coarse)
+        stages.carry_colour_shape(cfg, coarse)
     run = RunDir.create(path, cfg)
     if recipe is not None:  # after every check: bad input gets its one line and nothing else
         say(f"recipe: {recipe}")
@@ -224,6 +236,7 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
 def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
     run = RunDir.open(run_path)
     cfg = run.config()
+    cfg.out_dir = str(run.path)  # where it is now, if the folder was moved (its stages live inside it)
     validate(cfg)
     if run.checkpoint.is_file():
         checkpoints.load(run.checkpoint)  # a damaged one is refused before run.json changes
@@ -232,12 +245,34 @@ def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
     return run, _train_and_finish(run, cfg, progress)
 
 
+def _coarse_stage(run: RunDir, cfg: ExperimentConfig, progress: bool) -> None:
+    """Train and export the coarse stage in RUN/coarse (created, resumed, or already done)."""
+    folder = run.path / stages.COARSE_FOLDER
+    if run_progress(folder).get("status") == "done":
+        return
+    if (folder / "config.yaml").is_file():
+        coarse_run = RunDir.open(folder)
+        coarse = coarse_run.config()
+        coarse.out_dir = str(folder)
+        coarse_run.remove_temp_files()
+    else:
+        coarse = stages.coarse_config(cfg)
+        coarse_run = RunDir.create(folder, coarse)
+    coarse_run.update_state(pid=os.getpid())
+    system = train(coarse_run, coarse, progress, stages.stage_label(cfg, coarse=True), watcher=run)
+    finish(coarse_run, coarse, system)
+
+
 def _train_and_finish(run: RunDir, cfg: ExperimentConfig, progress: bool) -> dict:
     """Train, evaluate, export; whatever stops it, run.json says so (failed with the error line,
     or interrupted), never "running"."""
     stage = "training"
     try:
-        system = train(run, cfg, progress)
+        if stages.has_coarse_stage(cfg):
+            stage = "the coarse stage"
+            _coarse_stage(run, cfg, progress)
+            stage = "training"
+        system = train(run, cfg, progress, stages.stage_label(cfg, coarse=False))
         stage = "export"  # the checkpoint is complete: `dreamer export` can retry with other settings
         return finish(run, cfg, system)
     except KeyboardInterrupt:

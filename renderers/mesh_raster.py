@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from dreamer.gather import gather_pairs, gather_rows
+
 NONE = -1  # triangle id of an uncovered pixel
 
 
@@ -132,7 +134,8 @@ def barycentrics(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -
     jj, ii = torch.meshgrid(torch.arange(H, device=device), torch.arange(W, device=device), indexing="ij")
     covered = tri_id >= 0
     safe = tri_id.clamp_min(0)
-    corners = pix[torch.arange(B, device=device)[:, None, None, None], faces[safe]]  # (B, H, W, 3, 3)
+    batch = torch.arange(B, device=device)[:, None, None, None].expand(B, H, W, 3)
+    corners = gather_pairs(pix, batch, faces[safe])  # (B, H, W, 3, 3)
     w = _edges(corners[..., :2], (ii + 0.5).to(pix.dtype), (jj + 0.5).to(pix.dtype))
     area = w.sum(-1, keepdim=True)
     b = w / torch.where(area == 0, torch.ones_like(area), area)
@@ -143,8 +146,16 @@ def barycentrics(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -
 
 def interpolate(attributes: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """Vertex attributes (V, C) -> (B, H, W, C) at the pixel centres (zeros where uncovered)."""
-    values = attributes[faces[tri_id.clamp_min(0)]]  # (B, H, W, 3, C)
+    values = gather_rows(attributes, faces[tri_id.clamp_min(0)])  # (B, H, W, 3, C)
     return (bary[..., None] * values).sum(-2)
+
+
+def interpolate_depth(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 1) camera depth at the pixel centres (0 where uncovered), differentiable."""
+    B, H, W = tri_id.shape
+    batch = torch.arange(B, device=pix.device)[:, None, None, None].expand(B, H, W, 3)
+    z = gather_pairs(pix, batch, faces[tri_id.clamp_min(0)])[..., 2]
+    return (bary * z).sum(-1, keepdim=True) * (tri_id >= 0)[..., None]
 
 
 def antialias(image: torch.Tensor, pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -> torch.Tensor:
@@ -187,7 +198,7 @@ def _edge_deltas(image, pix, faces, tri_id, depth, axis: int) -> torch.Tensor:
     fy = torch.where(f_first, r, r2).to(pix.dtype) + 0.5
     ox = torch.where(f_first, c2, c).to(pix.dtype) + 0.5
     oy = torch.where(f_first, r2, r).to(pix.dtype) + 0.5
-    corners = pix[b[:, None], faces[front_tri]][..., :2]  # (K, 3, 2), with gradient
+    corners = gather_pairs(pix, b[:, None].expand(-1, 3), faces[front_tri])[..., :2]  # (K, 3, 2), with gradient
     e_f = _edges(corners, fx, fy)  # (K, 3)
     e_o = _edges(corners, ox, oy)
     sign = torch.sign(e_f.sum(-1, keepdim=True)).detach()  # orientation: inside is where sign*e >= 0
@@ -204,23 +215,25 @@ def _edge_deltas(image, pix, faces, tri_id, depth, axis: int) -> torch.Tensor:
     across = (dy.abs() >= dx.abs()) if axis == 2 else (dx.abs() > dy.abs())
     use = (s_min <= 1) & across
     alpha = (s_min - 0.5).where(use, torch.zeros_like(s_min))
-    front_colour = torch.where(f_first[:, None], image[b, r, c], image[b, r2, c2])
-    other_colour = torch.where(f_first[:, None], image[b, r2, c2], image[b, r, c])
+    # Gathers and scatters over flat pixel indices, in index order: a pixel is in several pairs.
+    flat = image.reshape(-1, C)
+    at = lambda rows, cols: (b * H + rows) * W + cols  # noqa: E731
+    first_colour, second_colour = gather_rows(flat, at(r, c)), gather_rows(flat, at(r2, c2))
+    front_colour = torch.where(f_first[:, None], first_colour, second_colour)
+    other_colour = torch.where(f_first[:, None], second_colour, first_colour)
     # alpha > 0: the front surface reaches past the midpoint into the other pixel; alpha < 0: it
     # stops short of the midpoint and the front pixel is only partly covered.
     delta_other = alpha.clamp_min(0)[:, None] * (front_colour - other_colour)
     delta_front = (-alpha).clamp_min(0)[:, None] * (other_colour - front_colour)
-    out = torch.zeros_like(image)
-    ob = torch.where(f_first, r2, r), torch.where(f_first, c2, c)
-    fb = torch.where(f_first, r, r2), torch.where(f_first, c, c2)
-    out = out.index_put((b, ob[0], ob[1]), delta_other, accumulate=True)
-    out = out.index_put((b, fb[0], fb[1]), delta_front, accumulate=True)
-    return out
+    other_at = at(torch.where(f_first, r2, r), torch.where(f_first, c2, c))
+    front_at = at(torch.where(f_first, r, r2), torch.where(f_first, c, c2))
+    out = torch.zeros_like(flat).index_add(0, torch.cat([other_at, front_at]), torch.cat([delta_other, delta_front]))
+    return out.reshape(image.shape)
 
 
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(F, 3) unit normals, by the right-hand rule of each face's vertex order."""
-    a, b, c = vertices[faces].unbind(-2)
+    a, b, c = gather_rows(vertices, faces).unbind(-2)
     return torch.nn.functional.normalize(torch.cross(b - a, c - a, dim=-1), dim=-1)
 
 
@@ -237,8 +250,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, attributes: torch.Ten
     covered = (tri_id >= 0)[..., None].to(attributes.dtype)
     values = torch.cat([interpolate(attributes, faces, tri_id, bary), covered], -1)
     values = antialias(values, pix, faces, tri_id)
-    depth = (bary * pix[torch.arange(len(pix), device=pix.device)[:, None, None, None],
-                        faces[tri_id.clamp_min(0)]][..., 2]).sum(-1, keepdim=True)
+    depth = interpolate_depth(pix, faces, tri_id, bary)
     normal = face_normals(vertices, faces)[tri_id.clamp_min(0)] * covered
     return {"attributes": values[..., :-1], "opacity": values[..., -1:], "depth": depth * covered,
             "normal": normal, "tri_id": tri_id}

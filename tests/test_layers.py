@@ -17,7 +17,7 @@ LAYERS = [
                "renderers", "dreamer.export", "dreamer.eval"]),
     ("representations", ["dreamer.representations"]),
     ("systems", ["systems", "dreamer.callbacks"]),
-    ("job", ["dreamer.pipeline", "dreamer.recipes", "dreamer.diagnostics", "dreamer.evaluation"]),
+    ("job", ["dreamer.pipeline", "dreamer.recipes", "dreamer.stages", "dreamer.diagnostics", "dreamer.evaluation"]),
     ("batch", ["dreamer.batch"]),
     ("front ends", ["dreamer.cli", "dreamer.ui", "dreamer.bench", "app"]),
 ]

@@ -18,6 +18,8 @@ import itertools
 
 import torch
 
+from ..gather import gather_rows
+
 
 def tet_grid(res: int, radius: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Lattice points ((res + 1)^3, 3) and tetrahedra (6 res^3, 4) as indices into them."""
@@ -55,11 +57,11 @@ def marching_tetrahedra(positions: torch.Tensor, sdf: torch.Tensor, tets: torch.
     ends = torch.sort(ends, -1).values
     cut = inside[ends[..., 0]] != inside[ends[..., 1]]  # (T, 6)
     edges, slot = torch.unique(ends[cut], dim=0, return_inverse=True)
-    s0, s1 = sdf[edges[:, 0]], sdf[edges[:, 1]]
+    s0, s1 = gather_rows(sdf, edges[:, 0]), gather_rows(sdf, edges[:, 1])
     # A distance of exactly 0 at a corner would put the crossings of all its edges on the corner
     # itself, making zero-area triangles that have no orientation: keep them a hair inside the edge.
     w = (s0 / (s0 - s1)).clamp(1e-3, 1 - 1e-3)[:, None]
-    vertices = positions[edges[:, 0]] * (1 - w) + positions[edges[:, 1]] * w
+    vertices = gather_rows(positions, edges[:, 0]) * (1 - w) + gather_rows(positions, edges[:, 1]) * w
     vertex_of = torch.full(cut.shape, -1, dtype=torch.long, device=positions.device)
     vertex_of[cut] = slot
     faces = torch.cat([_one_apart(tets, inside, vertex_of), _two_and_two(tets, inside, vertex_of)])

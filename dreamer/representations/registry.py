@@ -5,9 +5,10 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Representation
 from .gaussians import Gaussians
+from .mesh import Mesh
 from .nerf import NeRF
 
-REPRESENTATIONS: dict[str, type[Representation]] = {cls.name: cls for cls in (NeRF, Gaussians)}
+REPRESENTATIONS: dict[str, type[Representation]] = {cls.name: cls for cls in (NeRF, Gaussians, Mesh)}
 
 
 def representation_class(name: str) -> type[Representation]:

@@ -1,0 +1,84 @@
+"""Chained stages: a coarse NeRF or Gaussian run, then the mesh stage started from it.
+
+Layout: a run folder is its last stage. `dreamer generate --representation mesh` makes one run
+folder for the mesh stage and trains its coarse stage first, as a complete run folder of its own
+inside it (RUN/coarse/: config, checkpoints, metrics, its marching-cubes model.glb). One folder per
+job keeps batches, the benchmark and the web UI seeing one run; the coarse stage stays inspectable
+and re-exportable. `dreamer refine OLD_RUN` instead makes a new folder whose mesh stage starts from
+OLD_RUN (geometry.mesh.init=run), leaving the old run as it was.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from .config import ExperimentConfig, build_config, to_dict
+from .errors import UserError
+from .recipes import method_recipe, recipe_path
+from .representations.mesh import COARSE_FOLDER
+from .runs import RunDir, run_progress
+
+
+
+def has_coarse_stage(cfg: ExperimentConfig) -> bool:
+    return cfg.geometry.type == "mesh" and cfg.geometry.mesh.init == "coarse"
+
+
+def stage_label(cfg: ExperimentConfig, coarse: bool) -> str | None:
+    """What progress shows while one stage of a chained run trains (None for a run of one stage)."""
+    if not has_coarse_stage(cfg):
+        return None
+    return f"stage 1/2 {cfg.geometry.mesh.coarse}" if coarse else "stage 2/2 mesh"
+
+
+def coarse_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The coarse stage's config: its recipe (geometry.mesh.coarse_recipe, or the method's recipe for
+    geometry.mesh.coarse), with this run's prompt, seed, threads and prior, and only a GLB export."""
+    m = cfg.geometry.mesh
+    recipe = recipe_path(m.coarse_recipe or method_recipe(cfg.guidance.method, cfg.prior.name, m.coarse))
+    whole = to_dict(cfg)
+    values = {"prompt": cfg.prompt, "seed": cfg.seed, "threads": cfg.threads, "prior": whole["prior"],
+              "guidance": {"method": cfg.guidance.method}, "geometry": {"type": m.coarse},
+              "export": {"formats": ["glb"], "turntable": False}}
+    if m.coarse_steps is not None:
+        values["trainer"] = {"max_steps": m.coarse_steps}
+    coarse = build_config(recipe, None, values)
+    if cfg.out_dir:
+        coarse.out_dir = str(Path(cfg.out_dir) / COARSE_FOLDER)
+    return coarse
+
+
+def carry_colour_shape(cfg: ExperimentConfig, coarse: ExperimentConfig) -> None:
+    """The mesh stage carries a NeRF's colour network over as it is, so its colour field takes the
+    NeRF's shape (and the field's radius); recorded in the mesh run's config.yaml."""
+    if coarse.geometry.type != "nerf":
+        return
+    g, c = cfg.geometry, coarse.geometry
+    g.pos_encoding = copy.deepcopy(c.pos_encoding)
+    g.mlp_width, g.mlp_layers, g.radius = c.mlp_width, c.mlp_layers, c.radius
+    g.density_activation, g.density_bias = c.density_activation, c.density_bias
+    g.density_blob_scale, g.density_blob_std = c.density_blob_scale, c.density_blob_std
+
+
+def refine_config(run_path: str, method: str | None, steps: int | None,
+                  overrides: list[str]) -> tuple[ExperimentConfig, Path]:
+    """`dreamer refine RUN_DIR`: a mesh stage started from a finished NeRF or Gaussian run, with that
+    run's prompt, seed and prior, and the mesh recipe of its method (or of --method)."""
+    previous = RunDir.open(run_path)
+    prev = previous.config()
+    if prev.geometry.type not in ("nerf", "gaussians"):
+        raise UserError(f"{run_path} is a {prev.geometry.type} run; dreamer refine takes a NeRF or Gaussian run")
+    if run_progress(previous.path).get("status") != "done":
+        raise UserError(f"{run_path} has not finished; run `dreamer resume {run_path}` first")
+    if steps is not None and steps < 1:
+        raise UserError(f"steps must be a positive integer, got {steps}")
+    method = method or prev.guidance.method
+    recipe = recipe_path(method_recipe(method, None, "mesh"))
+    values = {"prompt": prev.prompt, "seed": prev.seed, "prior": to_dict(prev)["prior"],
+              "guidance": {"method": method}, "geometry": {"type": "mesh"}}
+    if steps is not None:
+        values["trainer"] = {"max_steps": steps}
+    cfg = build_config(recipe, list(overrides), values)
+    cfg.geometry.mesh.init, cfg.geometry.mesh.init_path = "run", str(previous.path.resolve())
+    carry_colour_shape(cfg, prev)
+    return cfg, recipe
