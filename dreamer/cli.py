@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .atomic import write_text
-from .config import ExportConfig, PriorConfig, build_config, from_dict, to_dict
+from .config import ExportConfig, PriorConfig, build_config, choices, from_dict, to_dict
 from .errors import UserError
 from .priors.factory import check_prior
 from .recipes import DEFAULT_RECIPE, generate_config, recipe_path
@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="optimize a 3D asset for a prompt and export it")
     g.add_argument("prompt")
     g.add_argument("--method", default=None, help="guidance method: sds, vsd, esd, csd, csm, asd, nfsd, ism, tsm, bsd, dsd, cds (default: sds)")
-    g.add_argument("--representation", default=None, help="nerf (default) or gaussians")
+    g.add_argument("--representation", default=None, help="nerf (default), gaussians, or mesh (a coarse NeRF "
+                                                           "or Gaussian stage, then a DMTet mesh stage)")
+    g.add_argument("--coarse", default=None, help="with --representation mesh: the coarse stage, nerf (default) "
+                                                  "or gaussians")
     g.add_argument("--prior", default=None, help="diffusion prior: toy (default), a hub id already in the local "
                                                   "Hugging Face cache, or a diffusers pipeline folder")
     g.add_argument("--object", default=None, help="toy prior: a mesh file (GLB/OBJ/PLY) that the prompt names, "
@@ -58,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", required=True)
     r.add_argument("--out", default=None)
     r.add_argument("overrides", nargs="*")
+
+    rf = sub.add_parser("refine", help="take a finished NeRF or Gaussian run to a mesh stage (DMTet) in a new run folder")
+    rf.add_argument("run_dir")
+    rf.add_argument("--steps", type=int, default=None, help="mesh stage steps (default: the mesh recipe's)")
+    rf.add_argument("--method", default=None, help="guidance method of the mesh stage (default: the run's)")
+    rf.add_argument("--out", default=None, help="run folder to create (default: RUN_DIR-mesh)")
+    _placement_options(rf)
+    rf.add_argument("overrides", nargs="*", help="key=value config overrides of the mesh stage")
 
     s = sub.add_parser("resume", help="continue a killed or stopped run to its final step, then export")
     s.add_argument("run_dir")
@@ -187,11 +198,25 @@ def _dispatch(args) -> int:
     if args.command == "eval":
         return _eval(args)
     if args.command == "generate":
+        overrides = list(args.overrides)
+        if args.coarse is not None:
+            if args.representation != "mesh":
+                raise UserError("--coarse picks the coarse stage of --representation mesh; add --representation mesh")
+            overrides.append(f"geometry.mesh.coarse={args.coarse}")  # checked by the schema like any value
         cfg, recipe = generate_config(args.prompt, args.method, args.representation, args.prior, args.object,
-                                      args.steps, args.seed, args.config, args.overrides, _placement(args))
+                                      args.steps, args.seed, args.config, overrides, _placement(args))
         check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second
         from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
+    elif args.command == "refine":
+        from .stages import refine_config  # start-up
+        if args.method is not None and args.method not in choices("guidance.method"):
+            raise UserError(f"unknown method '{clip(args.method)}'; choose one of: {', '.join(choices('guidance.method'))}")
+        placement = [f"export.{k}={v}" for k, v in _placement(args).items()]
+        cfg, recipe = refine_config(args.run_dir, args.method, args.steps, list(args.overrides) + placement)
+        out = args.out or str(Path(args.run_dir)) + "-mesh"
+        from . import pipeline  # start-up
+        run, result = pipeline.generate(cfg, out, recipe=recipe)
     elif args.command == "run":
         cfg = build_config(recipe_path(args.config), args.overrides)
         from . import pipeline  # start-up

@@ -13,8 +13,10 @@ Three steps, as differentiable rasterizers split them:
    centres, the pixel on the far side of the crossing takes a share of the near side's colour
    proportional to how far past the midpoint the edge lies (the analytic scheme of Laine et al.
    2020, "Modular primitives for high-performance differentiable rendering", written here from
-   the paper's description). The crossing moves with the vertices, so silhouettes give vertex
-   positions a gradient through the mask and the colour.
+   the paper's description). Only silhouette edges count (a border edge, or one between a face
+   turned to the camera and one turned away), as the paper's topology step does: an inner edge of
+   the visible surface is no discontinuity. The crossing moves with the vertices, so silhouettes
+   give vertex positions a gradient through the mask and the colour.
 
 Cameras are OpenCV pinholes (world-to-camera `viewmats` (B, 4, 4), intrinsics `Ks` (B, 3, 3)), as
 dreamer.cameras.opencv_cameras makes them. Triangles with a vertex behind the near plane are
@@ -163,9 +165,37 @@ def antialias(image: torch.Tensor, pix: torch.Tensor, faces: torch.Tensor, tri_i
     includes every channel to antialias (colour, and opacity for the mask)."""
     out = image
     depth = _pixel_depth(pix, faces, tri_id)
+    silhouette = _silhouette_edges(pix, faces)
     for axis in (2, 1):  # horizontal neighbours, then vertical ones
-        out = out + _edge_deltas(image, pix, faces, tri_id, depth, axis)
+        out = out + _edge_deltas(image, pix, faces, tri_id, depth, silhouette, axis)
     return out
+
+
+def opposite_faces(faces: torch.Tensor) -> torch.Tensor:
+    """(F, 3): the face across the edge opposite each corner (the edge joining the other two), NONE
+    on a border edge."""
+    a, b = faces[:, [1, 2, 0]].reshape(-1), faces[:, [2, 0, 1]].reshape(-1)
+    n = int(faces.max()) + 1 if len(faces) else 1
+    key = torch.minimum(a, b) * n + torch.maximum(a, b)
+    order = torch.argsort(key, stable=True)
+    same = key[order][1:] == key[order][:-1]
+    first, second = order[:-1][same], order[1:][same]
+    out = torch.full_like(key, NONE)
+    out[first], out[second] = second // 3, first // 3
+    return out.reshape(-1, 3)
+
+
+@torch.no_grad()
+def _silhouette_edges(pix: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(B, F, 3) whether the edge opposite each corner is a silhouette in that view: a border edge,
+    or one whose two faces turn different ways on screen (one seen from the front, one from the back).
+    Only these edges are antialiased: an edge inside the visible surface is no discontinuity."""
+    tri = pix[:, faces][..., :2]  # (B, F, 3, 2)
+    e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
+    facing = (e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]) > 0  # (B, F)
+    across = opposite_faces(faces)
+    other = facing[:, across.clamp_min(0)]  # (B, F, 3)
+    return (across < 0) | (other != facing[..., None])
 
 
 def _pixel_depth(pix, faces, tri_id) -> torch.Tensor:
@@ -177,7 +207,7 @@ def _pixel_depth(pix, faces, tri_id) -> torch.Tensor:
         return torch.where(tri_id >= 0, z, torch.full_like(z, float("inf")))
 
 
-def _edge_deltas(image, pix, faces, tri_id, depth, axis: int) -> torch.Tensor:
+def _edge_deltas(image, pix, faces, tri_id, depth, silhouette, axis: int) -> torch.Tensor:
     """Colour changes from the pixel pairs (p, p + 1 along `axis`) that an edge separates."""
     B, H, W, C = image.shape
     n = tri_id.shape[axis]
@@ -213,7 +243,9 @@ def _edge_deltas(image, pix, faces, tri_id, depth, axis: int) -> torch.Tensor:
     p1 = corners[torch.arange(len(k)), a_idx[:, 1]]
     dx, dy = (p1 - p0).detach().unbind(-1)
     across = (dy.abs() >= dx.abs()) if axis == 2 else (dx.abs() > dy.abs())
-    use = (s_min <= 1) & across
+    # ... and only where the crossed edge is a silhouette (an inner edge of the front surface would
+    # take coverage from a pixel that is fully covered).
+    use = (s_min <= 1) & across & silhouette[b, front_tri, k]
     alpha = (s_min - 0.5).where(use, torch.zeros_like(s_min))
     # Gathers and scatters over flat pixel indices, in index order: a pixel is in several pairs.
     flat = image.reshape(-1, C)
