@@ -48,6 +48,14 @@ def assert_one_line_error(proc, pattern):
     (["generate", "a rubber duck", "renderer.backend=nerfacc"], "renderer.backend=nerfacc needs a CUDA GPU"),
     (["generate", "a rubber duck", "--representation", "gaussians", "geometry.gaussians.backend=gsplat"],
      "geometry.gaussians.backend=gsplat needs a CUDA GPU"),
+    (["generate", "a rubber duck", "--coarse", "gaussians"], "add --representation mesh"),
+    (["generate", "a rubber duck", "--representation", "mesh", "--coarse", "voxels"], "unknown geometry.mesh.coarse"),
+    (["generate", "a rubber duck", "--representation", "mesh", "geometry.mesh.coarse_recipe=nope.yaml"],
+     "config file nope.yaml does not exist"),
+    (["generate", "a rubber duck", "--representation", "mesh", "geometry.mesh.init=run"],
+     "needs geometry.mesh.init_path"),
+    (["generate", "a rubber duck", "--representation", "mesh", "geometry.mesh.resolution=4"],
+     "resolution must be at least 8"),
     (["bench", "guidance", "--methods", "sds,magic"], "unknown method magic"),
     (["run", "--config", "configs/sds-nerf.yaml"], "prompt is empty"),
     (["frobnicate"], "invalid choice"),
@@ -89,7 +97,7 @@ def test_existing_nonempty_output(tmp_path):
     assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(tmp_path)), "already exists")
 
 
-@pytest.mark.parametrize("cmd", ["export", "resume"])
+@pytest.mark.parametrize("cmd", ["export", "resume", "refine"])
 def test_not_a_run_folder(tmp_path, cmd):
     (tmp_path / "something.txt").write_text("x")
     before = sorted(os.listdir(tmp_path))
@@ -123,3 +131,16 @@ def test_list_prompts():
     assert proc.returncode == 0
     assert "rubber duck" in proc.stdout and "[distinct front]" in proc.stdout
     assert len(proc.stdout.strip().splitlines()) >= 8
+
+
+def test_refine_wants_a_finished_field_run(tmp_path):
+    """dreamer refine on a run that has not finished: one line, and no new folder."""
+    run = tmp_path / "duck"
+    run.mkdir()
+    (run / "config.yaml").write_text("prompt: a rubber duck\n")
+    (run / "run.json").write_text('{"status": "running", "step": 3}')
+    assert_one_line_error(dreamer("refine", str(run)), "has not finished")
+    assert not (tmp_path / "duck-mesh").exists()
+    (run / "run.json").write_text('{"status": "done", "step": 600}')
+    assert_one_line_error(dreamer("refine", str(run), "--method", "magic"), "unknown method 'magic'")
+    assert_one_line_error(dreamer("refine", str(run), "--steps", "0"), "steps must be a positive integer")

@@ -168,7 +168,8 @@ def describe(job, info: dict, position: int) -> str:
         tail = "exporting mesh, texture and turntable"
     else:
         tail = f"ETA {eta:.0f} s" if eta is not None else "starting"
-    return f"job {job.id}: `{bar}` {step}/{total} steps, {rate:.1f} it/s, {tail}"
+    stage = f"{info['stage']}, " if info.get("stage") and job.status != "done" else ""
+    return f"job {job.id}: {stage}`{bar}` {step}/{total} steps, {rate:.1f} it/s, {tail}"
 
 
 def main(argv=None) -> int:

@@ -191,9 +191,10 @@ def run_progress(out: Path) -> dict:
     info: dict = {"step": 0, "max_steps": 0, "steps_per_second": 0.0, "eta_seconds": None,
                   "preview": None, "files": []}
     info.update({k: v for k, v in read_run_progress(out).items()
-                 if k in ("step", "max_steps", "steps_per_second", "eta_seconds", "files", "status")})
-    previews = sorted((out / "previews").glob("step-*.png")) if (out / "previews").is_dir() else []
-    info["preview"] = str(previews[-1]) if previews else None
+                 if k in ("step", "max_steps", "steps_per_second", "eta_seconds", "files", "status", "stage")})
+    # the newest preview, of this run or of a stage inside it (a mesh run's coarse stage)
+    previews = [p for pattern in ("previews/step-*.png", "*/previews/step-*.png") for p in out.glob(pattern)]
+    info["preview"] = str(max(previews, key=lambda p: p.stat().st_mtime_ns)) if previews else None
     return info
 
 

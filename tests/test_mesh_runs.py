@@ -1,0 +1,76 @@
+"""A whole mesh run through the CLI, as users start it: a coarse NeRF stage, then the DMTet mesh
+stage, killed with -9 inside the mesh stage and resumed. Marked slow: about two minutes on 2 cores."""
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import torch
+import trimesh
+
+from conftest import ROOT, validate_gltf
+from test_end_to_end import kill_9_at_step
+
+pytestmark = pytest.mark.slow
+
+COARSE_STEPS, MESH_STEPS = 100, 60
+
+
+@pytest.fixture(scope="module")
+def mesh_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("mesh") / "mushroom"
+    args = ["generate", "a mushroom", "--representation", "mesh", "--steps", str(MESH_STEPS), "--out", str(run),
+            f"geometry.mesh.coarse_steps={COARSE_STEPS}", "trainer.checkpoint_every=10", "trainer.val_every=30",
+            "export.turntable=false"]
+    kill_9_at_step(args, run, 20)  # run.json of the mesh run itself: its step moves in the mesh stage only
+    killed = json.loads((run / "run.json").read_text())["step"]
+    proc = subprocess.run([sys.executable, "-m", "dreamer.cli", "resume", str(run)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run, killed
+
+
+def test_a_mesh_run_killed_in_its_mesh_stage_resumes_to_the_same_final_step(mesh_run):
+    run, killed = mesh_run
+    assert 20 <= killed < MESH_STEPS
+    coarse = json.loads((run / "coarse" / "run.json").read_text())
+    assert coarse["status"] == "done" and coarse["step"] == COARSE_STEPS and (run / "coarse" / "model.glb").is_file()
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "done" and state["step"] == MESH_STEPS
+    rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, MESH_STEPS + 1))  # no gap, no duplicate
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == MESH_STEPS
+
+
+def test_the_exported_mesh_is_one_closed_manifold_that_validates(mesh_run):
+    run, _ = mesh_run
+    assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
+    back = trimesh.load_mesh(run / "model.glb")
+    welded = trimesh.Trimesh(back.vertices, back.faces)  # UV seams split vertices; the surface is one
+    welded.merge_vertices()
+    edges = Counter(map(tuple, welded.edges_sorted.tolist()))
+    assert welded.is_watertight and welded.is_winding_consistent
+    assert len(welded.split(only_watertight=False)) == 1
+    assert max(edges.values()) == 2  # no edge shared by more than two faces
+    assert back.visual.material is not None  # textured
+
+
+def test_the_mesh_stage_starts_from_its_coarse_field(mesh_run):
+    """The mesh the stage starts from has the coarse NeRF's silhouette (same 8 held-out views)."""
+    from dreamer.eval.metrics import toy_silhouette_iou
+    from dreamer.representations import load_representation
+    from dreamer.representations.mesh import Mesh
+    from dreamer.runs import RunDir
+    from dreamer.toy.catalogue import toy_object
+    from renderers.background import Background
+    from renderers.volume import ShadingSpec
+    run, _ = mesh_run
+    cfg = RunDir.open(run).config()
+    coarse = load_representation(str(run / "coarse"))
+    start = Mesh.create_from(cfg, coarse)
+    truth, bg = toy_object(cfg.prior, cfg.prompt), Background(cfg.background)
+    iou = lambda rep: toy_silhouette_iou(  # noqa: E731
+        lambda cams: rep.render_chunked(bg, cams, ShadingSpec("albedo"))["opacity"][..., 0], truth, cfg.camera)
+    coarse_iou = json.loads((run / "coarse" / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
+    assert iou(start) == pytest.approx(coarse_iou, abs=0.03)
