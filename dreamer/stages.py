@@ -19,7 +19,6 @@ from .representations.mesh import COARSE_FOLDER
 from .runs import RunDir, run_progress
 
 
-
 def has_coarse_stage(cfg: ExperimentConfig) -> bool:
     return cfg.geometry.type == "mesh" and cfg.geometry.mesh.init == "coarse"
 

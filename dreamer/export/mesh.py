@@ -91,7 +91,11 @@ def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     back), so only the largest piece is kept."""
     if len(mesh.faces) <= faces:
         return mesh
-    mesh = mesh.simplify_quadric_decimation(face_count=faces)
+    return largest_part(mesh.simplify_quadric_decimation(face_count=faces))
+
+
+def largest_part(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The connected piece with the most faces."""
     parts = mesh.split(only_watertight=False)
     return max(parts, key=lambda m: len(m.faces)) if len(parts) > 1 else mesh
 

@@ -16,7 +16,7 @@ from scipy import ndimage
 from torch import nn
 
 from ..errors import UserError
-from ..export.mesh import TexturedMesh, auto_threshold, bake_texture, decimate, density_grid, unwrap
+from ..export.mesh import TexturedMesh, auto_threshold, bake_texture, decimate, density_grid, largest_part, unwrap
 from ..export.solid import clean_solid, surface_field
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
@@ -134,9 +134,6 @@ class Mesh(Representation):
             total = total + lam * sdf_sign_flips(self.sdf, self.edges, self.cell)
         return total
 
-    def step_stats(self) -> dict:
-        return {}
-
     @torch.no_grad()
     def to_mesh(self, export_cfg) -> TexturedMesh:
         """The optimized surface itself: its largest closed piece (specks the prior left go), decimated
@@ -145,9 +142,7 @@ class Mesh(Representation):
         if len(faces) == 0:
             raise UserError("the mesh stage's surface is empty (every signed distance is positive); "
                             "resume from an earlier checkpoint or lower the learning rates")
-        mesh = trimesh.Trimesh(vertices.float().cpu().numpy(), faces.cpu().numpy(), process=True)
-        parts = mesh.split(only_watertight=False)
-        mesh = max(parts, key=lambda p: len(p.faces)) if len(parts) > 1 else mesh
+        mesh = largest_part(trimesh.Trimesh(vertices.float().cpu().numpy(), faces.cpu().numpy(), process=True))
         mesh = decimate(mesh, export_cfg.faces)
         verts, tri, uvs, normals = unwrap(mesh)
         device = self.sdf.device
@@ -190,7 +185,8 @@ def fit_colour(mesh: Mesh, previous: FieldRepresentation, steps: int, seed: int,
         return
     device = next(previous.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    params = list(mesh.colour.encoding.parameters()) + list(mesh.colour.colour_mlp.parameters())
+    groups = mesh.parameter_groups()
+    params = groups["encoding"] + groups["mlp"]
     opt = torch.optim.Adam(params, lr=1e-2)
     for _ in range(steps):
         pick = near[torch.randint(len(near), (batch,), generator=g)]
