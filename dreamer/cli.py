@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     _placement_options(rf)
     rf.add_argument("overrides", nargs="*", help="key=value config overrides of the mesh stage")
 
+    tx = sub.add_parser("texture", help="paint a finished run's exported mesh: a UV texture optimized against the "
+                                        "prior at fixed geometry, in a new run folder")
+    tx.add_argument("run_dir")
+    tx.add_argument("--steps", type=int, default=None, help="texture stage steps (default: the texture recipe's)")
+    tx.add_argument("--method", default=None, help="guidance method of the texture stage (default: the run's)")
+    tx.add_argument("--size", default=None, help="texels per side, a power of two (default: 1024 on a GPU, 512 on a CPU)")
+    tx.add_argument("--out", default=None, help="run folder to create (default: RUN_DIR-texture)")
+    _placement_options(tx)
+    tx.add_argument("overrides", nargs="*", help="key=value config overrides of the texture stage")
+
     s = sub.add_parser("resume", help="continue a killed or stopped run to its final step, then export")
     s.add_argument("run_dir")
 
@@ -208,13 +218,16 @@ def _dispatch(args) -> int:
         check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second
         from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, args.out, recipe=recipe)
-    elif args.command == "refine":
-        from .stages import refine_config  # start-up
+    elif args.command in ("refine", "texture"):
+        from .stages import next_stage_config  # start-up
         if args.method is not None and args.method not in choices("guidance.method"):
             raise UserError(f"unknown method '{clip(args.method)}'; choose one of: {', '.join(choices('guidance.method'))}")
-        placement = [f"export.{k}={v}" for k, v in _placement(args).items()]
-        cfg, recipe = refine_config(args.run_dir, args.method, args.steps, list(args.overrides) + placement)
-        out = args.out or str(Path(args.run_dir)) + "-mesh"
+        overrides = list(args.overrides) + [f"export.{k}={v}" for k, v in _placement(args).items()]
+        stage = "mesh" if args.command == "refine" else "texture"
+        if stage == "texture" and args.size is not None:
+            overrides.append(f"geometry.texture.size={args.size}")  # checked by the schema and the stage
+        cfg, recipe = next_stage_config(args.run_dir, stage, args.method, args.steps, overrides)
+        out = args.out or f"{Path(args.run_dir)}-{stage}"
         from . import pipeline  # start-up
         run, result = pipeline.generate(cfg, out, recipe=recipe)
     elif args.command == "run":

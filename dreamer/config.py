@@ -203,7 +203,9 @@ WEIGHTINGS = ("sds", "uniform", "fantasia3d", "rho", "alpha")
 # knows them without importing torch, so an unknown method fails at load like any other choice.
 GUIDANCE_METHODS = ("sds", "vsd", "esd", "csd", "csm", "asd", "nfsd", "ism", "tsm", "bsd", "dsd", "cds")
 # The representation registry's names (dreamer.representations.REPRESENTATIONS), likewise.
-REPRESENTATIONS = ("nerf", "gaussians", "mesh")
+REPRESENTATIONS = ("nerf", "gaussians", "mesh", "texture")
+# Those a prompt can start (`generate --representation`, the web UI); the texture stage paints a finished run.
+PROMPT_REPRESENTATIONS = ("nerf", "gaussians", "mesh")
 # ply and splat: a Gaussian run's splats (splats.ply, splats.splat; other runs write none)
 EXPORT_FORMATS = ("glb", "obj", "ply", "splat", "usdz")
 DEFAULT_EXPORT_FORMATS = ("glb", "obj", "ply")
@@ -315,11 +317,20 @@ class MeshConfig:
 
 
 @dataclass
+class TextureConfig:
+    """The texture stage: a UV atlas's texels optimized at fixed geometry (a finished run's mesh)."""
+    init_path: Optional[str] = None  # the finished mesh, NeRF or Gaussian run whose exported mesh it textures
+    # texels per side, a power of two; auto: 1024 on a GPU, 512 on a CPU (its renders are small)
+    size: Annotated[NumberOrAuto, Range(16, 8192)] = "auto"
+
+
+@dataclass
 class GeometryConfig:
     type: Choice(*REPRESENTATIONS) = "nerf"
     radius: Float(0, 100, above=True) = 1.0
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    texture: TextureConfig = field(default_factory=TextureConfig)
     pos_encoding: HashGridConfig = field(default_factory=HashGridConfig)
     mlp_width: Int(1, 1024) = 64
     mlp_layers: Int(0, 16) = 1
@@ -378,6 +389,7 @@ class OptimizerConfig:
     # The mesh stage: signed distances and bounded offsets (tanh of these) of the tetrahedral grid
     lr_sdf: Schedule(0, 100) = 0.001
     lr_offsets: Schedule(0, 100) = 0.01
+    lr_texture: Schedule(0, 100) = 0.01  # the texture stage: the texel pyramid's logits
     betas: Numbers(2, 0, 1, below=True) = field(default_factory=lambda: [0.9, 0.99])
     eps: Float(0, 1, above=True) = 1e-15
 

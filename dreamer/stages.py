@@ -1,11 +1,13 @@
-"""Chained stages: a coarse NeRF or Gaussian run, then the mesh stage started from it.
+"""Chained stages: a coarse NeRF or Gaussian run, then the mesh stage started from it, then the
+texture stage started from any run with a mesh.
 
 Layout: a run folder is its last stage. `dreamer generate --representation mesh` makes one run
 folder for the mesh stage and trains its coarse stage first, as a complete run folder of its own
 inside it (RUN/coarse/: config, checkpoints, metrics, its marching-cubes model.glb). One folder per
 job keeps batches, the benchmark and the web UI seeing one run; the coarse stage stays inspectable
 and re-exportable. `dreamer refine OLD_RUN` instead makes a new folder whose mesh stage starts from
-OLD_RUN (geometry.mesh.init=run), leaving the old run as it was.
+OLD_RUN (geometry.mesh.init=run), leaving the old run as it was; `dreamer texture OLD_RUN` likewise
+makes a texture stage of OLD_RUN's exported mesh (geometry.texture.init_path).
 """
 from __future__ import annotations
 
@@ -59,25 +61,36 @@ def carry_colour_shape(cfg: ExperimentConfig, coarse: ExperimentConfig) -> None:
     g.density_blob_scale, g.density_blob_std = c.density_blob_scale, c.density_blob_std
 
 
-def refine_config(run_path: str, method: str | None, steps: int | None,
-                  overrides: list[str]) -> tuple[ExperimentConfig, Path]:
-    """`dreamer refine RUN_DIR`: a mesh stage started from a finished NeRF or Gaussian run, with that
-    run's prompt, seed and prior, and the mesh recipe of its method (or of --method)."""
+# stage -> the runs it starts from, and their names in its error message
+STARTS_FROM = {"mesh": ("nerf", "gaussians"), "texture": ("nerf", "gaussians", "mesh")}
+NAMES = {"mesh": "NeRF or Gaussian", "texture": "NeRF, Gaussian or mesh"}
+
+
+def next_stage_config(run_path: str, stage: str, method: str | None, steps: int | None,
+                      overrides: list[str]) -> tuple[ExperimentConfig, Path]:
+    """`dreamer refine RUN_DIR` (stage "mesh") and `dreamer texture RUN_DIR` (stage "texture"): the
+    next stage of a finished run, with that run's prompt, seed and prior, and the stage's recipe for
+    the run's method (or --method)."""
     previous = RunDir.open(run_path)
     prev = previous.config()
-    if prev.geometry.type not in ("nerf", "gaussians"):
-        raise UserError(f"{run_path} is a {prev.geometry.type} run; dreamer refine takes a NeRF or Gaussian run")
+    if prev.geometry.type not in STARTS_FROM[stage]:
+        command = "refine" if stage == "mesh" else "texture"
+        raise UserError(f"{run_path} is a {prev.geometry.type} run; dreamer {command} takes a "
+                        f"{NAMES[stage]} run")
     if run_progress(previous.path).get("status") != "done":
         raise UserError(f"{run_path} has not finished; run `dreamer resume {run_path}` first")
     if steps is not None and steps < 1:
         raise UserError(f"steps must be a positive integer, got {steps}")
     method = method or prev.guidance.method
-    recipe = recipe_path(method_recipe(method, None, "mesh"))
+    recipe = recipe_path(method_recipe(method, None, stage))
     values = {"prompt": prev.prompt, "seed": prev.seed, "prior": to_dict(prev)["prior"],
-              "guidance": {"method": method}, "geometry": {"type": "mesh"}}
+              "guidance": {"method": method}, "geometry": {"type": stage}}
     if steps is not None:
         values["trainer"] = {"max_steps": steps}
     cfg = build_config(recipe, list(overrides), values)
-    cfg.geometry.mesh.init, cfg.geometry.mesh.init_path = "run", str(previous.path.resolve())
-    carry_colour_shape(cfg, prev)
+    if stage == "mesh":
+        cfg.geometry.mesh.init, cfg.geometry.mesh.init_path = "run", str(previous.path.resolve())
+        carry_colour_shape(cfg, prev)
+    else:
+        cfg.geometry.texture.init_path = str(previous.path.resolve())
     return cfg, recipe

@@ -30,8 +30,11 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def draw(vertices: torch.Tensor, faces: torch.Tensor, colour_fn, background, cams: CameraBatch,
-         shading: ShadingSpec, bg_color=None, tile_size: int = 8) -> dict:
-    """The mesh seen by `cams`; `colour_fn` maps surface points (N, 3) to colours (N, C)."""
+         shading: ShadingSpec, bg_color=None, tile_size: int = 8, uv=None, normals=None) -> dict:
+    """The mesh seen by `cams`; `colour_fn` maps surface points (N, 3) to colours (N, C), or, given
+    `uv` = (uvs (U, 2), uv_faces (F, 3)), texture coordinates (N, 2). A UV-unwrapped mesh is drawn
+    welded (faces index shared positions, so seams are not silhouettes) with its UVs on their own
+    faces. `normals` (V, 3): vertex normals to shade with (default: area-weighted from the faces)."""
     device = vertices.device
     viewmats, Ks = (t.to(device) for t in opencv_cameras(cams))
     B, H, W = len(cams), cams.height, cams.width
@@ -41,14 +44,16 @@ def draw(vertices: torch.Tensor, faces: torch.Tensor, colour_fn, background, cam
     covered = tri_id >= 0
     mask = covered[..., None].to(vertices.dtype)
     points = interpolate(vertices, faces, tri_id, bary)
-    normal = F.normalize(interpolate(vertex_normals(vertices, faces), faces, tri_id, bary), dim=-1) * mask
+    normals = vertex_normals(vertices, faces) if normals is None else normals
+    normal = F.normalize(interpolate(normals, faces, tri_id, bary), dim=-1) * mask
     channels = background.channels
     colour = vertices.new_zeros((B, H, W, channels))
     if covered.any():
         if shading.mode == "textureless":
             colour = mask.expand(B, H, W, channels)
         else:
-            colour = colour.index_put(torch.nonzero(covered, as_tuple=True), colour_fn(points[covered]))
+            where = points if uv is None else interpolate(uv[0], uv[1], tri_id, bary)
+            colour = colour.index_put(torch.nonzero(covered, as_tuple=True), colour_fn(where[covered]))
         if shading.mode != "albedo":
             light = cams.light_pos.to(device)[:, None, None, :]
             lambert = (normal * F.normalize(light - points, dim=-1)).sum(-1, keepdim=True).clamp_min(0)
@@ -67,8 +72,9 @@ def draw(vertices: torch.Tensor, faces: torch.Tensor, colour_fn, background, cam
 
 @torch.no_grad()
 def draw_chunked(vertices, faces, colour_fn, background, cams: CameraBatch, shading: ShadingSpec, bg_color=None,
-                 views_per_chunk: int = 8) -> dict:
+                 views_per_chunk: int = 8, uv=None, normals=None) -> dict:
     """Renders of many views for people and metrics, a few views at a time."""
-    outs = [draw(vertices, faces, colour_fn, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color)
+    outs = [draw(vertices, faces, colour_fn, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color,
+                 uv=uv, normals=normals)
             for i in range(0, len(cams), views_per_chunk)]
     return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "opacity", "depth", "normal")}

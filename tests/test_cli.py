@@ -97,7 +97,7 @@ def test_existing_nonempty_output(tmp_path):
     assert_one_line_error(dreamer("generate", "a rubber duck", "--out", str(tmp_path)), "already exists")
 
 
-@pytest.mark.parametrize("cmd", ["export", "resume", "refine"])
+@pytest.mark.parametrize("cmd", ["export", "resume", "refine", "texture"])
 def test_not_a_run_folder(tmp_path, cmd):
     (tmp_path / "something.txt").write_text("x")
     before = sorted(os.listdir(tmp_path))
@@ -144,3 +144,18 @@ def test_refine_wants_a_finished_field_run(tmp_path):
     (run / "run.json").write_text('{"status": "done", "step": 600}')
     assert_one_line_error(dreamer("refine", str(run), "--method", "magic"), "unknown method 'magic'")
     assert_one_line_error(dreamer("refine", str(run), "--steps", "0"), "steps must be a positive integer")
+
+
+def test_texture_wants_a_finished_run_and_a_power_of_two(tmp_path):
+    """dreamer texture on an unfinished run, or with a bad size or another texture run: one line, no new folder."""
+    run = tmp_path / "duck"
+    run.mkdir()
+    (run / "config.yaml").write_text("prompt: a rubber duck\n")
+    (run / "run.json").write_text('{"status": "running", "step": 3}')
+    assert_one_line_error(dreamer("texture", str(run)), "has not finished")
+    (run / "run.json").write_text('{"status": "done", "step": 600}')
+    assert_one_line_error(dreamer("texture", str(run), "--size", "300"), "power of two")
+    assert_one_line_error(dreamer("texture", str(run), "--size", "big"), "geometry.texture.size")
+    (run / "config.yaml").write_text("prompt: a rubber duck\ngeometry:\n  type: texture\n")
+    assert_one_line_error(dreamer("texture", str(run)), "dreamer texture takes a NeRF, Gaussian or mesh run")
+    assert not (tmp_path / "duck-texture").exists()

@@ -74,3 +74,27 @@ def test_the_mesh_stage_starts_from_its_coarse_field(mesh_run):
         lambda cams: rep.render_chunked(bg, cams, ShadingSpec("albedo"))["opacity"][..., 0], truth, cfg.camera)
     coarse_iou = json.loads((run / "coarse" / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
     assert iou(start) == pytest.approx(coarse_iou, abs=0.03)
+
+
+TEXTURE_STEPS = 20
+
+
+def test_the_texture_stage_paints_the_mesh_runs_export_resumes_and_keeps_its_geometry(mesh_run, tmp_path):
+    """`dreamer texture` of the mesh run, killed -9 and resumed: the same surface, a new texture."""
+    run, _ = mesh_run
+    out = tmp_path / "textured"
+    args = ["texture", str(run), "--steps", str(TEXTURE_STEPS), "--size", "128", "--out", str(out),
+            "trainer.checkpoint_every=5", "export.turntable=false"]
+    kill_9_at_step(args, out, 10)
+    proc = subprocess.run([sys.executable, "-m", "dreamer.cli", "resume", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((out / "run.json").read_text())
+    assert state["status"] == "done" and state["step"] == TEXTURE_STEPS
+    assert validate_gltf(out / "model.glb")["issues"]["numErrors"] == 0
+    before, after = (trimesh.load_mesh(p / "model.glb") for p in (run, out))
+    assert len(after.faces) == len(before.faces)  # the mesh run's export, as it was
+    assert abs(after.area - before.area) < 1e-3 * before.area
+    texture = after.visual.material.baseColorTexture
+    assert texture.size == (128, 128)
+    assert texture.tobytes() != before.visual.material.baseColorTexture.resize((128, 128)).tobytes()

@@ -12,11 +12,13 @@ from dreamer.representations import REPRESENTATIONS, make_representation
 from dreamer.representations.gaussians import Gaussians
 from dreamer.representations.nerf import NeRF
 from dreamer.representations.stored import upgrade_state_dict
+from dreamer.representations.texture import UVTexture
 from renderers.background import Background
 from renderers.volume import ShadingSpec
 
 SMALL = {"renderer": {"num_samples_per_ray": 24},
-         "geometry": {"gaussians": {"num_points": 300}, "mesh": {"init": "sphere", "resolution": 16}},
+         "geometry": {"gaussians": {"num_points": 300}, "mesh": {"init": "sphere", "resolution": 16},
+                      "texture": {"size": 32}},
          "export": {"resolution": 24, "faces": 500, "texture_size": 32}}
 
 
@@ -24,11 +26,19 @@ def small_config(name: str):
     return build_config(values={**SMALL, "geometry": {**SMALL["geometry"], "type": name}})
 
 
+def fresh(cfg, restore: bool = False):
+    """make_representation, except that the texture stage always starts from a run: here a sphere's mesh stage."""
+    if cfg.geometry.type == "texture" and not restore:
+        sphere = build_config(values={**SMALL, "geometry": {**SMALL["geometry"], "type": "mesh"}})
+        return UVTexture.create_from(cfg, make_representation(sphere))
+    return make_representation(cfg, restore=restore)
+
+
 @pytest.mark.parametrize("name", list(REPRESENTATIONS))
 def test_a_representation_keeps_the_contract(name):
     cfg = small_config(name)
     torch.manual_seed(0)
-    rep = make_representation(cfg)
+    rep = fresh(cfg)
     assert rep.name == name and rep.color_channels == 3
     groups = {**rep.parameter_groups(), **rep.separate_parameter_groups()}
     assert groups and set(rep.parameter_groups()).isdisjoint(rep.separate_parameter_groups())
@@ -60,7 +70,7 @@ def test_one_seed_gives_the_same_gradients_bit_for_bit(name):
     two threads (before dreamer/gather.py the demo's runs drifted apart after 26 steps)."""
     cfg = build_config(values={"geometry": {"type": name, "mesh": {"init": "sphere"}}})
     torch.manual_seed(0)
-    rep = make_representation(cfg)
+    rep = fresh(cfg)
     background, cams = Background(cfg.background), orbit(1, 15, 2.0, 40, 64)
     weight = torch.randn(1, 64, 64, 3, generator=torch.Generator().manual_seed(1))
     before, grads = torch.get_num_threads(), []
@@ -82,12 +92,12 @@ def test_a_skeleton_filled_from_a_state_dict_renders_the_same(name):
     """What load_representation and `dreamer export` do: structure first, then the checkpoint's tensors."""
     cfg = small_config(name)
     torch.manual_seed(1)
-    trained = make_representation(cfg)
+    trained = fresh(cfg)
     with torch.no_grad():
         for p in trained.parameters():
             p.add_(0.01 * torch.randn_like(p))
     extras = trained.checkpoint_extras()
-    restored = make_representation(cfg, restore=True)
+    restored = fresh(cfg, restore=True)
     restored.load_state_dict(trained.state_dict())
     restored.load_checkpoint_extras(extras)
     background, cams = Background(cfg.background), orbit(2, 15, 2.0, 40, 16)

@@ -142,7 +142,7 @@ def _rasterize_uv(uvs: np.ndarray, faces: np.ndarray, size: int):
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(fids), np.concatenate(bary)
 
 
-def _dilate(image: np.ndarray, filled: np.ndarray, iterations: int) -> np.ndarray:
+def dilate(image: np.ndarray, filled: np.ndarray, iterations: int) -> np.ndarray:
     """Grow filled texels into empty ones so bilinear lookups at chart borders stay clean."""
     img, mask = image.astype(np.float32), filled.astype(np.float32)
     for _ in range(iterations):
@@ -159,6 +159,14 @@ def _dilate(image: np.ndarray, filled: np.ndarray, iterations: int) -> np.ndarra
     return img
 
 
+def bake_coverage(uvs: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) whether each texel centre lies in a UV triangle."""
+    rows, cols, _, _ = _rasterize_uv(uvs, faces, size)
+    filled = np.zeros((size, size), bool)
+    filled[rows, cols] = True
+    return filled
+
+
 @torch.no_grad()
 def bake_texture(vertices, faces, uvs, colour_fn, size: int) -> np.ndarray:
     rows, cols, fids, bary = _rasterize_uv(uvs, faces, size)
@@ -168,7 +176,7 @@ def bake_texture(vertices, faces, uvs, colour_fn, size: int) -> np.ndarray:
     filled = np.zeros((size, size), bool)
     image[rows, cols] = colours.clamp(0, 1).numpy()
     filled[rows, cols] = True
-    image = _dilate(image, filled, iterations=8)
+    image = dilate(image, filled, iterations=8)
     return (image.clip(0, 1) * 255 + 0.5).astype(np.uint8)
 
 

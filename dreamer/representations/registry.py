@@ -7,8 +7,9 @@ from .base import Representation
 from .gaussians import Gaussians
 from .mesh import Mesh
 from .nerf import NeRF
+from .texture import UVTexture
 
-REPRESENTATIONS: dict[str, type[Representation]] = {cls.name: cls for cls in (NeRF, Gaussians, Mesh)}
+REPRESENTATIONS: dict[str, type[Representation]] = {cls.name: cls for cls in (NeRF, Gaussians, Mesh, UVTexture)}
 
 
 def representation_class(name: str) -> type[Representation]:
