@@ -126,6 +126,19 @@ def test_a_real_prior_picks_the_published_recipe(method, recipe):
     assert path.name == recipe and cfg.prior.name == "some/model" and cfg.guidance.method == (method or "sds")
 
 
+def test_a_real_prior_mesh_run_is_magic3d_coarse_to_fine():
+    """--representation mesh with a real prior: Magic3D's recipe, a 64² NeRF then DMTet at 512²."""
+    from dreamer.recipes import generate_config
+    from dreamer.stages import coarse_config
+    cfg, path = generate_config("a hamburger", representation="mesh", prior="some/model")
+    assert path.name == "magic3d-sd21.yaml" and cfg.prior.name == "some/model"
+    assert cfg.camera.width == [512] and cfg.geometry.mesh.resolution == 128
+    assert cfg.loss.lambda_normal_consistency == 10000 and cfg.guidance.max_step_percent == 0.5
+    coarse = coarse_config(cfg)
+    assert coarse.geometry.type == "nerf" and coarse.camera.width == [64] and coarse.guidance.weighting == "uniform"
+    assert coarse.prior.name == "some/model" and coarse.geometry.radius == cfg.geometry.radius == 2.0
+
+
 def test_list_prompts():
     proc = dreamer("list-prompts")
     assert proc.returncode == 0
