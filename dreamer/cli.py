@@ -42,10 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="optimize a 3D asset for a prompt and export it")
     g.add_argument("prompt")
     g.add_argument("--method", default=None, help="guidance method: sds, vsd, esd, csd, csm, asd, nfsd, ism, tsm, bsd, dsd, cds (default: sds)")
-    g.add_argument("--representation", default=None, help="nerf (default), gaussians, or mesh (a coarse NeRF "
-                                                           "or Gaussian stage, then a DMTet mesh stage)")
-    g.add_argument("--coarse", default=None, help="with --representation mesh: the coarse stage, nerf (default) "
-                                                  "or gaussians")
+    g.add_argument("--representation", default=None, help="nerf (default), gaussians, mesh (a coarse NeRF "
+                                                           "or Gaussian stage, then a DMTet mesh stage), or texture "
+                                                           "(a previous stage's mesh, then a UV texture stage)")
+    g.add_argument("--coarse", default=None, help="the previous stage: with --representation mesh, nerf (default) "
+                                                  "or gaussians; with texture, gaussians (default), nerf or mesh")
     g.add_argument("--prior", default=None, help="diffusion prior: toy (default), a hub id already in the local "
                                                   "Hugging Face cache, or a diffusers pipeline folder")
     g.add_argument("--object", default=None, help="toy prior: a mesh file (GLB/OBJ/PLY) that the prompt names, "
@@ -210,9 +211,10 @@ def _dispatch(args) -> int:
     if args.command == "generate":
         overrides = list(args.overrides)
         if args.coarse is not None:
-            if args.representation != "mesh":
-                raise UserError("--coarse picks the coarse stage of --representation mesh; add --representation mesh")
-            overrides.append(f"geometry.mesh.coarse={args.coarse}")  # checked by the schema like any value
+            if args.representation not in ("mesh", "texture"):
+                raise UserError("--coarse picks the previous stage of --representation mesh or texture; add one")
+            # checked by the schema like any value
+            overrides.append(f"geometry.{args.representation}.coarse={args.coarse}")
         cfg, recipe = generate_config(args.prompt, args.method, args.representation, args.prior, args.object,
                                       args.steps, args.seed, args.config, overrides, _placement(args))
         check_prior(cfg.prior)  # before torch loads: a missing model fails in well under a second

@@ -204,8 +204,6 @@ WEIGHTINGS = ("sds", "uniform", "fantasia3d", "rho", "alpha")
 GUIDANCE_METHODS = ("sds", "vsd", "esd", "csd", "csm", "asd", "nfsd", "ism", "tsm", "bsd", "dsd", "cds")
 # The representation registry's names (dreamer.representations.REPRESENTATIONS), likewise.
 REPRESENTATIONS = ("nerf", "gaussians", "mesh", "texture")
-# Those a prompt can start (`generate --representation`, the web UI); the texture stage paints a finished run.
-PROMPT_REPRESENTATIONS = ("nerf", "gaussians", "mesh")
 # ply and splat: a Gaussian run's splats (splats.ply, splats.splat; other runs write none)
 EXPORT_FORMATS = ("glb", "obj", "ply", "splat", "usdz")
 DEFAULT_EXPORT_FORMATS = ("glb", "obj", "ply")
@@ -318,8 +316,13 @@ class MeshConfig:
 
 @dataclass
 class TextureConfig:
-    """The texture stage: a UV atlas's texels optimized at fixed geometry (a finished run's mesh)."""
-    init_path: Optional[str] = None  # the finished mesh, NeRF or Gaussian run whose exported mesh it textures
+    """The texture stage: a UV atlas's texels optimized at fixed geometry (a previous stage's mesh)."""
+    # coarse: this run trains its previous stage first (in coarse/) | run: a finished run, init_path
+    init: Choice("coarse", "run") = "coarse"
+    init_path: Optional[str] = None  # init=run: the finished mesh, NeRF or Gaussian run whose exported mesh it textures
+    coarse: Choice("nerf", "gaussians", "mesh") = "gaussians"  # init=coarse: the previous stage (DreamGaussian's: gaussians)
+    coarse_recipe: Optional[str] = None  # init=coarse: its recipe (default: configs/<method>-<coarse>.yaml)
+    coarse_steps: Optional[Int(1, MAX_STEPS)] = None  # init=coarse: its steps (default: its recipe's)
     # texels per side, a power of two; auto: 1024 on a GPU, 512 on a CPU (its renders are small)
     size: Annotated[NumberOrAuto, Range(16, 8192)] = "auto"
 

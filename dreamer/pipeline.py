@@ -223,10 +223,10 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
     path = Path(out) if out else default_run_dir(cfg.prompt)
     check_output_dir(path)
     cfg.out_dir = str(path)
-    if stages.has_coarse_stage(cfg):  # checked now: nothing is written for a bad coarse stage either
-        coarse = stages.coarse_config(cfg)
-        validate(coarse)
-        stages.carry_colour_shape(cfg, coarse)
+    if stages.has_coarse_stage(cfg):  # checked now: nothing is written for a bad earlier stage either
+        for previous in stages.chain(cfg)[:-1]:
+            validate(previous)
+        stages.carry_colour_shape(cfg, stages.coarse_config(cfg))
     run = RunDir.create(path, cfg)
     if recipe is not None:  # after every check: bad input gets its one line and nothing else
         say(f"recipe: {recipe}")
@@ -245,8 +245,9 @@ def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
     return run, _train_and_finish(run, cfg, progress)
 
 
-def _coarse_stage(run: RunDir, cfg: ExperimentConfig, progress: bool) -> None:
-    """Train and export the coarse stage in RUN/coarse (created, resumed, or already done)."""
+def _coarse_stage(run: RunDir, cfg: ExperimentConfig, progress: bool, labels: list, watcher: RunDir) -> None:
+    """Train and export the previous stage in RUN/coarse (created, resumed, or already done), its own
+    previous stage first; `labels`: the progress labels of the chain ending at `cfg`."""
     folder = run.path / stages.COARSE_FOLDER
     if run_progress(folder).get("status") == "done":
         return
@@ -258,8 +259,10 @@ def _coarse_stage(run: RunDir, cfg: ExperimentConfig, progress: bool) -> None:
     else:
         coarse = stages.coarse_config(cfg)
         coarse_run = RunDir.create(folder, coarse)
+    if stages.has_coarse_stage(coarse):
+        _coarse_stage(coarse_run, coarse, progress, labels[:-1], watcher)
     coarse_run.update_state(pid=os.getpid())
-    system = train(coarse_run, coarse, progress, stages.stage_label(cfg, coarse=True), watcher=run)
+    system = train(coarse_run, coarse, progress, labels[-2], watcher=watcher)
     finish(coarse_run, coarse, system)
 
 
@@ -268,11 +271,12 @@ def _train_and_finish(run: RunDir, cfg: ExperimentConfig, progress: bool) -> dic
     or interrupted), never "running"."""
     stage = "training"
     try:
+        labels = stages.stage_labels(cfg)
         if stages.has_coarse_stage(cfg):
             stage = "the coarse stage"
-            _coarse_stage(run, cfg, progress)
+            _coarse_stage(run, cfg, progress, labels, watcher=run)
             stage = "training"
-        system = train(run, cfg, progress, stages.stage_label(cfg, coarse=False))
+        system = train(run, cfg, progress, labels[-1])
         stage = "export"  # the checkpoint is complete: `dreamer export` can retry with other settings
         return finish(run, cfg, system)
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import CONFIG_DIR, PROMPT_REPRESENTATIONS, ExperimentConfig, GeometryConfig, build_config, choices
+from .config import CONFIG_DIR, ExperimentConfig, GeometryConfig, build_config, choices
 from .errors import UserError
 from .yamldata import clip
 
@@ -55,13 +55,9 @@ def generate_config(prompt: str, method: str | None = None, representation: str 
     """(config, recipe path) of `dreamer generate PROMPT [options] [key=value ...]`."""
     if steps is not None and steps < 1:
         raise UserError(f"steps must be a positive integer, got {steps}")
-    if method is not None and method not in choices("guidance.method"):
-        raise UserError(f"unknown method '{clip(method)}'; choose one of: {', '.join(choices('guidance.method'))}")
-    if representation == "texture":
-        raise UserError("the texture stage paints a finished run's mesh: run `dreamer texture RUN_DIR` after it")
-    if representation is not None and representation not in PROMPT_REPRESENTATIONS:
-        raise UserError(f"unknown representation '{clip(representation)}'; choose one of: "
-                        f"{', '.join(PROMPT_REPRESENTATIONS)}")
+    for flag, value, key in (("method", method, "guidance.method"), ("representation", representation, "geometry.type")):
+        if value is not None and value not in choices(key):
+            raise UserError(f"unknown {flag} '{clip(value)}'; choose one of: {', '.join(choices(key))}")
     values: dict = {"prompt": prompt}
     if method is not None:
         values["guidance"] = {"method": method}

@@ -17,25 +17,45 @@ from pathlib import Path
 from .config import ExperimentConfig, build_config, to_dict
 from .errors import UserError
 from .recipes import method_recipe, recipe_path
-from .representations.mesh import COARSE_FOLDER
+from .representations.base import COARSE_FOLDER
 from .runs import RunDir, run_progress
 
 
+def _previous(cfg: ExperimentConfig):
+    """The settings naming this run's previous stage (geometry.mesh or geometry.texture), or None."""
+    g = cfg.geometry
+    if g.type == "mesh" and g.mesh.init == "coarse":
+        return g.mesh
+    if g.type == "texture" and g.texture.init == "coarse":
+        return g.texture
+    return None
+
+
 def has_coarse_stage(cfg: ExperimentConfig) -> bool:
-    return cfg.geometry.type == "mesh" and cfg.geometry.mesh.init == "coarse"
+    return _previous(cfg) is not None
 
 
-def stage_label(cfg: ExperimentConfig, coarse: bool) -> str | None:
-    """What progress shows while one stage of a chained run trains (None for a run of one stage)."""
-    if not has_coarse_stage(cfg):
-        return None
-    return f"stage 1/2 {cfg.geometry.mesh.coarse}" if coarse else "stage 2/2 mesh"
+def chain(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """A run's stages, first to last (the last is `cfg`): e.g. NeRF, mesh, texture."""
+    configs = [cfg]
+    while has_coarse_stage(configs[0]):
+        configs.insert(0, coarse_config(configs[0]))
+    return configs
+
+
+def stage_labels(cfg: ExperimentConfig) -> list[str | None]:
+    """What progress shows while each stage of the chain trains ([None] for a run of one stage)."""
+    types = [c.geometry.type for c in chain(cfg)]
+    if len(types) == 1:
+        return [None]
+    return [f"stage {k}/{len(types)} {t}" for k, t in enumerate(types, 1)]
 
 
 def coarse_config(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The coarse stage's config: its recipe (geometry.mesh.coarse_recipe, or the method's recipe for
-    geometry.mesh.coarse), with this run's prompt, seed, threads and prior, and only a GLB export."""
-    m = cfg.geometry.mesh
+    """The previous stage's config: its recipe (coarse_recipe, or the method's recipe for `coarse`, of
+    geometry.mesh or geometry.texture), with this run's prompt, seed, threads and prior, and only a
+    GLB export. A previous stage that is a mesh stage has its own coarse stage (and its colour shape)."""
+    m = _previous(cfg)
     recipe = recipe_path(m.coarse_recipe or method_recipe(cfg.guidance.method, cfg.prior.name, m.coarse))
     whole = to_dict(cfg)
     values = {"prompt": cfg.prompt, "seed": cfg.seed, "threads": cfg.threads, "prior": whole["prior"],
@@ -46,13 +66,15 @@ def coarse_config(cfg: ExperimentConfig) -> ExperimentConfig:
     coarse = build_config(recipe, None, values)
     if cfg.out_dir:
         coarse.out_dir = str(Path(cfg.out_dir) / COARSE_FOLDER)
+    if has_coarse_stage(coarse):
+        carry_colour_shape(coarse, coarse_config(coarse))
     return coarse
 
 
 def carry_colour_shape(cfg: ExperimentConfig, coarse: ExperimentConfig) -> None:
     """The mesh stage carries a NeRF's colour network over as it is, so its colour field takes the
     NeRF's shape (and the field's radius); recorded in the mesh run's config.yaml."""
-    if coarse.geometry.type != "nerf":
+    if cfg.geometry.type != "mesh" or coarse.geometry.type != "nerf":
         return
     g, c = cfg.geometry, coarse.geometry
     g.pos_encoding = copy.deepcopy(c.pos_encoding)

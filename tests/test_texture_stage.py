@@ -103,13 +103,28 @@ def test_texels_learn_a_target_seen_from_other_views_and_export_what_they_learne
 
 
 def test_texture_stage_inputs_fail_in_one_line(tmp_path):
-    for values, words in [({}, "init_path"), ({"init_path": str(tmp_path)}, "not one"),
+    for values, words in [({"init": "run"}, "init_path"), ({"init": "run", "init_path": str(tmp_path)}, "not one"),
                           ({"size": 300}, "power of two")]:
         cfg = build_config(values={"geometry": {"type": "texture", "texture": values}})
         with pytest.raises(UserError, match=words):
             UVTexture.validate(cfg)
     with pytest.raises(UserError, match="8192"):
         build_config(values={"geometry": {"type": "texture", "texture": {"size": 16384}}})
+
+
+def test_generate_chains_the_texture_stage_after_its_previous_stages(tmp_path):
+    """--representation texture: Gaussians then texture (DreamGaussian's path) by default;
+    --coarse mesh makes three stages, each a run folder inside the next."""
     from dreamer.recipes import generate_config
-    with pytest.raises(UserError, match="dreamer texture RUN_DIR"):  # a prompt cannot start it
-        generate_config("a rubber duck", representation="texture")
+    from dreamer.stages import chain, stage_labels
+    cfg, path = generate_config("a rubber duck", representation="texture")
+    assert path.name == "sds-texture.yaml" and [c.geometry.type for c in chain(cfg)] == ["gaussians", "texture"]
+    cfg, _ = generate_config("a rubber duck", representation="texture", overrides=["geometry.texture.coarse=mesh"])
+    cfg.out_dir = str(tmp_path / "run")
+    stages = chain(cfg)
+    assert [c.geometry.type for c in stages] == ["nerf", "mesh", "texture"]
+    assert stage_labels(cfg) == ["stage 1/3 nerf", "stage 2/3 mesh", "stage 3/3 texture"]
+    assert [c.out_dir for c in stages] == [str(tmp_path / "run" / "coarse" / "coarse"), str(tmp_path / "run" / "coarse"),
+                                           cfg.out_dir]
+    nerf, mesh = stages[0].geometry, stages[1].geometry  # the mesh stage carries its NeRF's colour network
+    assert mesh.pos_encoding == nerf.pos_encoding and mesh.radius == nerf.radius

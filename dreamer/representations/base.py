@@ -18,6 +18,9 @@ from ..export.placement import Placement
 from ..schedule import evaluate
 
 
+COARSE_FOLDER = "coarse"  # a chained stage's previous stage: a run folder inside its run folder
+
+
 class Representation(nn.Module):
     name: ClassVar[str]  # the value of geometry.type that picks it
     color_channels: int = 3  # what it renders: 3 (RGB) or 4 (Stable Diffusion latents)

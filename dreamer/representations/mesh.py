@@ -24,9 +24,8 @@ from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from renderers.mesh import draw, draw_chunked
 
-from .base import FieldRepresentation, Representation
+from .base import COARSE_FOLDER, FieldRepresentation, Representation
 
-COARSE_FOLDER = "coarse"  # geometry.mesh.init=coarse: the coarse stage's run folder inside this run's
 SDF_CLAMP_CELLS = 3.0  # the initial signed distance is clamped to this many cells: only its zero set matters
 
 

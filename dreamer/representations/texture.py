@@ -1,7 +1,8 @@
 """The texture stage: a finished run's exported mesh at fixed geometry, with a UV atlas whose texels
 are parameters optimized against the prior (DreamGaussian's and Magic3D's last step).
 
-It starts from any run with a mesh (a mesh stage, a NeRF or Gaussians): that run's own export
+It starts from any run with a mesh (a mesh stage, a NeRF or Gaussians: its previous stage in
+coarse/, or a finished run, `dreamer texture`): that run's own export
 (largest piece, decimated to export.faces, xatlas UVs, its colour baked in at the texture's size)
 fixes the geometry and the texture's first values. The mesh is drawn welded (seams are not
 silhouettes to the antialiasing) and coloured through its UVs; it exports as it is, with the
@@ -20,7 +21,7 @@ from ..export.mesh import TexturedMesh, bake_coverage, dilate
 from ..geometry.uv_texture import PyramidTexture, is_power_of_two
 from renderers.mesh import draw, draw_chunked
 
-from .base import Representation
+from .base import COARSE_FOLDER, Representation
 
 SIZE_ON_GPU, SIZE_ON_CPU = 1024, 512
 
@@ -76,15 +77,22 @@ class UVTexture(Representation):
             raise UserError("the texture stage paints RGB texels; prior.rgb_as_latents needs --representation nerf")
         if t.size != "auto" and not (float(t.size).is_integer() and is_power_of_two(int(t.size))):
             raise UserError(f"geometry.texture.size must be a power of two (256, 512, 1024, ...) or auto, got {t.size}")
+        if t.init != "run":
+            return
         if not t.init_path or not (Path(t.init_path) / "config.yaml").is_file():
-            raise UserError(f"the texture stage needs geometry.texture.init_path, a finished run folder "
+            raise UserError(f"geometry.texture.init=run needs geometry.texture.init_path, a finished run folder "
                             f"({t.init_path or 'not set'} is not one); dreamer texture RUN_DIR sets it")
         if not (Path(t.init_path) / "checkpoints" / "last.ckpt").is_file():
             raise UserError(f"{t.init_path} has no checkpoint yet; run `dreamer resume {t.init_path}` first")
 
     @classmethod
     def previous_run(cls, cfg) -> str | None:
-        return cfg.geometry.texture.init_path
+        t = cfg.geometry.texture
+        if t.init == "run":
+            return t.init_path
+        if not cfg.out_dir:
+            raise UserError("geometry.texture.init=coarse runs inside a run folder; start it with dreamer generate")
+        return str(Path(cfg.out_dir) / COARSE_FOLDER)
 
     @classmethod
     def skeleton(cls, cfg, particle: int = 0) -> "UVTexture":

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from dreamer.config import PROMPT_REPRESENTATIONS, GeometryConfig, build_config, to_dict, to_yaml
+from dreamer.config import GeometryConfig, build_config, choices, to_dict, to_yaml
 from dreamer.errors import UserError
 from dreamer.recipes import generate_config
 from dreamer.runs import slugify
@@ -119,7 +119,7 @@ def build_app(root: Path, queue=None, overrides=()):
                 gr.Examples([[f"a {n}"] for n in Catalogue().names()], [prompt], label="the toy prior knows")
                 prior = gr.Textbox(label="prior", value="toy")
                 method = gr.Dropdown(list(METHODS), value="sds", label="method")
-                representation = gr.Radio(list(PROMPT_REPRESENTATIONS), value=GeometryConfig().type,
+                representation = gr.Radio(list(choices("geometry.type")), value=GeometryConfig().type,
                                           label="representation")
                 steps = gr.Slider(1, MAX_STEPS, value=600, step=1, label="steps", elem_id="steps")
                 seed = gr.Number(0, precision=0, label="seed")
