@@ -114,5 +114,5 @@ def next_stage_config(run_path: str, stage: str, method: str | None, steps: int 
         cfg.geometry.mesh.init, cfg.geometry.mesh.init_path = "run", str(previous.path.resolve())
         carry_colour_shape(cfg, prev)
     else:
-        cfg.geometry.texture.init_path = str(previous.path.resolve())
+        cfg.geometry.texture.init, cfg.geometry.texture.init_path = "run", str(previous.path.resolve())
     return cfg, recipe

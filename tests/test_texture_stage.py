@@ -128,3 +128,16 @@ def test_generate_chains_the_texture_stage_after_its_previous_stages(tmp_path):
                                            cfg.out_dir]
     nerf, mesh = stages[0].geometry, stages[1].geometry  # the mesh stage carries its NeRF's colour network
     assert mesh.pos_encoding == nerf.pos_encoding and mesh.radius == nerf.radius
+
+
+def test_dreamer_texture_starts_from_the_run_it_is_given(tmp_path):
+    """`dreamer texture RUN` textures RUN's mesh, never a previous stage of its own (the recipe's default)."""
+    from dreamer.stages import chain, next_stage_config
+    run = tmp_path / "duck"
+    run.mkdir()
+    (run / "config.yaml").write_text("prompt: a rubber duck\ngeometry:\n  type: mesh\n")
+    (run / "run.json").write_text('{"status": "done", "step": 300}')
+    cfg, recipe = next_stage_config(str(run), "texture", None, 50, ["geometry.texture.size=256"])
+    t = cfg.geometry.texture
+    assert recipe.name == "sds-texture.yaml" and cfg.trainer.max_steps == 50 and t.size == 256
+    assert (t.init, t.init_path) == ("run", str(run.resolve())) and len(chain(cfg)) == 1
