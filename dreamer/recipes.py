@@ -14,9 +14,8 @@ DEFAULT_RECIPE = "sds-nerf.yaml"
 # recipes' scales are tuned to the toy prior and would be wrong for Stable Diffusion.
 REAL_PRIOR_RECIPES = {"sds": "dreamfusion-sd21.yaml", "vsd": "prolificdreamer-sd21.yaml",
                       "esd": "prolificdreamer-esd-sd21.yaml", "ism": "luciddreamer-sd21.yaml",
-                      "tsm": "dreamerxl-sdxl.yaml"}
-# ... and for --representation mesh: Magic3D's coarse-to-fine
-REAL_PRIOR_MESH_RECIPES = {"sds": "magic3d-sd21.yaml"}
+                      "tsm": "dreamerxl-sdxl.yaml",
+                      "sds-mesh": "magic3d-sd21.yaml"}  # <method>-<representation>: Magic3D's coarse-to-fine
 
 
 def recipe_path(name: str | None) -> Path:
@@ -35,10 +34,10 @@ def method_recipe(method: str | None, prior: str | None = None, representation: 
     """--method X without --config runs configs/X-<representation>.yaml, which carries X's defaults
     (X-nerf.yaml with geometry.type switched when X has no recipe for that representation), or the
     published recipe of X with a real prior when --prior names one."""
-    if prior not in (None, "toy") and representation == "mesh" and (method or "sds") in REAL_PRIOR_MESH_RECIPES:
-        return REAL_PRIOR_MESH_RECIPES[method or "sds"]
-    if prior not in (None, "toy") and (method or "sds") in REAL_PRIOR_RECIPES:
-        return REAL_PRIOR_RECIPES[method or "sds"]
+    if prior not in (None, "toy"):
+        for key in (f"{method or 'sds'}-{representation}", method or "sds"):
+            if key in REAL_PRIOR_RECIPES:
+                return REAL_PRIOR_RECIPES[key]
     if method is None and representation is None:
         return None
     default = GeometryConfig().type  # every method has a recipe for the default representation

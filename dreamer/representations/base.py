@@ -21,6 +21,22 @@ from ..schedule import evaluate
 COARSE_FOLDER = "coarse"  # a chained stage's previous stage: a run folder inside its run folder
 
 
+def check_previous_run(key: str, path: str | None, what: str, hint: str = "") -> None:
+    """A chained stage's geometry.<key>.init=run: `path` must be a run folder with a checkpoint."""
+    if not path or not (Path(path) / "config.yaml").is_file():
+        raise UserError(f"geometry.{key}.init=run needs geometry.{key}.init_path, a finished {what} run folder "
+                        f"({path or 'not set'} is not one){hint}")
+    if not (Path(path) / "checkpoints" / "last.ckpt").is_file():
+        raise UserError(f"{path} has no checkpoint yet; run `dreamer resume {path}` first")
+
+
+def coarse_folder(key: str, cfg) -> str:
+    """A chained stage's geometry.<key>.init=coarse: its previous stage's run folder, inside its own."""
+    if not cfg.out_dir:
+        raise UserError(f"geometry.{key}.init=coarse runs inside a run folder; start it with dreamer generate")
+    return str(Path(cfg.out_dir) / COARSE_FOLDER)
+
+
 class Representation(nn.Module):
     name: ClassVar[str]  # the value of geometry.type that picks it
     color_channels: int = 3  # what it renders: 3 (RGB) or 4 (Stable Diffusion latents)

@@ -7,7 +7,6 @@ The asset it exports is that mesh itself, not a marching-cubes extraction.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from renderers.mesh import draw, draw_chunked
 
-from .base import COARSE_FOLDER, FieldRepresentation, Representation
+from .base import FieldRepresentation, Representation, check_previous_run, coarse_folder
 
 SDF_CLAMP_CELLS = 3.0  # the initial signed distance is clamped to this many cells: only its zero set matters
 
@@ -63,11 +62,7 @@ class Mesh(Representation):
         if cfg.geometry.color_channels != 3:
             raise UserError("the mesh stage carries RGB colours; prior.rgb_as_latents needs --representation nerf")
         if m.init == "run":
-            if not m.init_path or not (Path(m.init_path) / "config.yaml").is_file():
-                raise UserError(f"geometry.mesh.init=run needs geometry.mesh.init_path, a finished NeRF or Gaussian "
-                                f"run folder ({m.init_path or 'not set'} is not one)")
-            if not (Path(m.init_path) / "checkpoints" / "last.ckpt").is_file():
-                raise UserError(f"{m.init_path} has no checkpoint yet; run `dreamer resume {m.init_path}` first")
+            check_previous_run("mesh", m.init_path, "NeRF or Gaussian")
 
     @classmethod
     def previous_run(cls, cfg) -> str | None:
@@ -76,9 +71,7 @@ class Mesh(Representation):
             return m.init_path
         if m.init == "sphere":
             return None
-        if not cfg.out_dir:
-            raise UserError("geometry.mesh.init=coarse runs inside a run folder; start it with dreamer generate")
-        return str(Path(cfg.out_dir) / COARSE_FOLDER)
+        return coarse_folder("mesh", cfg)
 
     @classmethod
     def create_from(cls, cfg, previous: Representation, particle: int = 0) -> "Mesh":

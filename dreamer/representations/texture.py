@@ -11,7 +11,6 @@ optimized texture dilated across the chart borders.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from ..export.mesh import TexturedMesh, bake_coverage, dilate
 from ..geometry.uv_texture import PyramidTexture, is_power_of_two
 from renderers.mesh import draw, draw_chunked
 
-from .base import COARSE_FOLDER, Representation
+from .base import Representation, check_previous_run, coarse_folder
 
 SIZE_ON_GPU, SIZE_ON_CPU = 1024, 512
 
@@ -77,22 +76,15 @@ class UVTexture(Representation):
             raise UserError("the texture stage paints RGB texels; prior.rgb_as_latents needs --representation nerf")
         if t.size != "auto" and not (float(t.size).is_integer() and is_power_of_two(int(t.size))):
             raise UserError(f"geometry.texture.size must be a power of two (256, 512, 1024, ...) or auto, got {t.size}")
-        if t.init != "run":
-            return
-        if not t.init_path or not (Path(t.init_path) / "config.yaml").is_file():
-            raise UserError(f"geometry.texture.init=run needs geometry.texture.init_path, a finished run folder "
-                            f"({t.init_path or 'not set'} is not one); dreamer texture RUN_DIR sets it")
-        if not (Path(t.init_path) / "checkpoints" / "last.ckpt").is_file():
-            raise UserError(f"{t.init_path} has no checkpoint yet; run `dreamer resume {t.init_path}` first")
+        if t.init == "run":
+            check_previous_run("texture", t.init_path, "mesh, NeRF or Gaussian", "; dreamer texture RUN_DIR sets it")
 
     @classmethod
     def previous_run(cls, cfg) -> str | None:
         t = cfg.geometry.texture
         if t.init == "run":
             return t.init_path
-        if not cfg.out_dir:
-            raise UserError("geometry.texture.init=coarse runs inside a run folder; start it with dreamer generate")
-        return str(Path(cfg.out_dir) / COARSE_FOLDER)
+        return coarse_folder("texture", cfg)
 
     @classmethod
     def skeleton(cls, cfg, particle: int = 0) -> "UVTexture":
