@@ -224,9 +224,10 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
     check_output_dir(path)
     cfg.out_dir = str(path)
     if stages.has_coarse_stage(cfg):  # checked now: nothing is written for a bad earlier stage either
-        for previous in stages.chain(cfg)[:-1]:
+        earlier = stages.chain(cfg)[:-1]
+        for previous in earlier:
             validate(previous)
-        stages.carry_colour_shape(cfg, stages.coarse_config(cfg))
+        stages.carry_colour_shape(cfg, earlier[-1])
     run = RunDir.create(path, cfg)
     if recipe is not None:  # after every check: bad input gets its one line and nothing else
         say(f"recipe: {recipe}")

@@ -110,9 +110,7 @@ def next_stage_config(run_path: str, stage: str, method: str | None, steps: int 
     if steps is not None:
         values["trainer"] = {"max_steps": steps}
     cfg = build_config(recipe, list(overrides), values)
-    if stage == "mesh":
-        cfg.geometry.mesh.init, cfg.geometry.mesh.init_path = "run", str(previous.path.resolve())
-        carry_colour_shape(cfg, prev)
-    else:
-        cfg.geometry.texture.init, cfg.geometry.texture.init_path = "run", str(previous.path.resolve())
+    start = getattr(cfg.geometry, stage)  # geometry.mesh or geometry.texture
+    start.init, start.init_path = "run", str(previous.path.resolve())
+    carry_colour_shape(cfg, prev)
     return cfg, recipe

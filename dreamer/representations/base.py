@@ -21,6 +21,14 @@ from ..schedule import evaluate
 COARSE_FOLDER = "coarse"  # a chained stage's previous stage: a run folder inside its run folder
 
 
+def check_one_rgb_particle(cfg, stage: str) -> None:
+    """A stage that trains one representation with RGB colours (the mesh and texture stages)."""
+    if cfg.guidance.particles != 1:
+        raise UserError(f"the {stage} stage trains one particle; set guidance.particles=1")
+    if cfg.geometry.color_channels != 3:
+        raise UserError(f"the {stage} stage works in RGB; prior.rgb_as_latents needs --representation nerf")
+
+
 def check_previous_run(key: str, path: str | None, what: str, hint: str = "") -> None:
     """A chained stage's geometry.<key>.init=run: `path` must be a run folder with a checkpoint."""
     if not path or not (Path(path) / "config.yaml").is_file():

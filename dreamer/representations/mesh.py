@@ -7,7 +7,6 @@ The asset it exports is that mesh itself, not a marching-cubes extraction.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import trimesh
@@ -23,7 +22,7 @@ from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from renderers.mesh import draw, draw_chunked
 
-from .base import FieldRepresentation, Representation, check_previous_run, coarse_folder
+from .base import FieldRepresentation, Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
 SDF_CLAMP_CELLS = 3.0  # the initial signed distance is clamped to this many cells: only its zero set matters
 
@@ -57,10 +56,7 @@ class Mesh(Representation):
     @classmethod
     def validate(cls, cfg) -> None:
         m = cfg.geometry.mesh
-        if cfg.guidance.particles != 1:
-            raise UserError("the mesh stage trains one particle; set guidance.particles=1")
-        if cfg.geometry.color_channels != 3:
-            raise UserError("the mesh stage carries RGB colours; prior.rgb_as_latents needs --representation nerf")
+        check_one_rgb_particle(cfg, "mesh")
         if m.init == "run":
             check_previous_run("mesh", m.init_path, "NeRF or Gaussian")
 

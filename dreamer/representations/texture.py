@@ -20,7 +20,7 @@ from ..export.mesh import TexturedMesh, bake_coverage, dilate
 from ..geometry.uv_texture import PyramidTexture, is_power_of_two
 from renderers.mesh import draw, draw_chunked
 
-from .base import Representation, check_previous_run, coarse_folder
+from .base import Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
 SIZE_ON_GPU, SIZE_ON_CPU = 1024, 512
 
@@ -70,10 +70,7 @@ class UVTexture(Representation):
     @classmethod
     def validate(cls, cfg) -> None:
         t = cfg.geometry.texture
-        if cfg.guidance.particles != 1:
-            raise UserError("the texture stage trains one particle; set guidance.particles=1")
-        if cfg.geometry.color_channels != 3:
-            raise UserError("the texture stage paints RGB texels; prior.rgb_as_latents needs --representation nerf")
+        check_one_rgb_particle(cfg, "texture")
         if t.size != "auto" and not (float(t.size).is_integer() and is_power_of_two(int(t.size))):
             raise UserError(f"geometry.texture.size must be a power of two (256, 512, 1024, ...) or auto, got {t.size}")
         if t.init == "run":
