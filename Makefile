@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 # The CPU build of torch unless an NVIDIA GPU is present (an unpinned torch pulls a multi-GB CUDA build).
 TORCH  ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PROMPT ?= a rubber duck
+# pytest processes for `make test`: a file's tests stay in one process (they share its fixtures)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast tools clean
 
@@ -34,10 +36,10 @@ demo: setup
 	$(BIN)/dreamer generate "$(PROMPT)"
 
 test: setup tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup tools
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) .venv-blender tests/js/node_modules .cache test-artifacts

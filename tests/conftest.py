@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Toy references are cached per machine; tests share one cache folder inside the checkout.
 os.environ.setdefault("DREAMER_CACHE", str(ROOT / ".cache"))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+# Under pytest-xdist (`make test`: one process per core), each process and the runs it starts use one
+# torch thread, so the processes do not fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 ARTIFACTS = ROOT / "test-artifacts"
 
 

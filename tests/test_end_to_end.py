@@ -48,12 +48,24 @@ def test_demo_writes_every_file(demo_run):
     assert not list(out.rglob(".*.tmp")) and not [p for p in out.rglob(".*") if p.is_file()]
 
 
-def test_demo_duck_is_a_duck(demo_run):
-    """Silhouette IoU against the toy ground truth at 8 held-out views. The issue asks for 0.6;
-    the untrained blob already scores 0.66 on the duck, so the bar here is above the blob."""
+def test_demo_duck_beats_the_untrained_blob(demo_run):
+    """Silhouette IoU against the toy ground truth at 8 held-out views, against the same measure
+    of the untrained density blob the run starts from (the same config, no step taken): SDS must
+    clearly improve on it. Measured: blob 0.663, demo 0.723."""
+    from systems.text_to_3d import TextTo3DSystem
+    from dreamer.eval.metrics import toy_silhouette_iou
+    from dreamer.runs import RunDir
+    from dreamer.toy.catalogue import toy_object
     out, _ = demo_run
     iou = json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
-    assert iou >= 0.68
+    cfg = RunDir.open(out).config()
+    blob = TextTo3DSystem(cfg, prior=None, restore=False).eval()
+    with torch.no_grad():
+        start = toy_silhouette_iou(lambda cams: blob.render_views(cams, mode="albedo")["opacity"][..., 0],
+                                   toy_object(cfg.prior, cfg.prompt), cfg.camera)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo-iou.json").write_text(json.dumps({"untrained_blob": start, "demo": iou}))
+    assert iou >= start + 0.04
 
 
 def test_demo_glb_passes_khronos_validator(demo_run):
@@ -131,21 +143,6 @@ def test_kill_9_then_resume_reaches_the_same_final_step(tmp_path):
     assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
 
 
-def test_optimization_beats_the_initial_blob(tmp_path):
-    """On an object without a distinct front (so no Janus to fall into), SDS must clearly improve
-    the silhouette IoU over the untrained density blob it starts from."""
-    def iou(steps):
-        out = tmp_path / f"mushroom-{steps}"
-        proc = dreamer("generate", "a mushroom", "--steps", str(steps), "--out", str(out),
-                       "export.turntable=false", "export.resolution=64")
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return json.loads((out / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
-    start, end = iou(1), iou(300)  # measured: 0.696 -> 0.811 at 300 steps, 0.830 at 600
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "mushroom-iou.json").write_text(json.dumps({"step_1": start, "step_300": end}))
-    assert end > start + 0.08
-
-
 def test_demo_glb_reads_back_as_the_nerf(demo_run, tmp_path):
     """The exported GLB, loaded by trimesh and drawn from 4 views, has the NeRF's silhouette
     (so it is upright, faces +Z and has the right scale) and its colours."""
@@ -178,7 +175,10 @@ def test_demo_glb_reads_back_as_the_nerf(demo_run, tmp_path):
     assert colour_error < 0.12
 
 
-GENUS_0 = ["rubber duck", "snowman", "toy car", "penguin", "mushroom", "wooden table", "traffic cone", "pine tree"]
+# The genus-0 objects whose shapes most often break a cleaned export (thin legs, stacked or
+# capped parts, a pointed top); the duck is the demo's (its export is checked above and in Blender),
+# and the penguin and the traffic cone are plain convex-ish shapes that add nothing.
+GENUS_0 = ["snowman", "toy car", "mushroom", "wooden table", "pine tree"]
 
 
 @pytest.mark.parametrize("prompt", GENUS_0)
