@@ -34,13 +34,39 @@ def run_renderer(system):
     return render
 
 
-def exported_mesh(run: RunDir):
+def exported_mesh(run: RunDir, cfg, system):
+    """The run's exported mesh in field units, where the truth lives: the export scaled and moved it
+    to export.height and export.pivot, and run.json records by how much (for a run exported before
+    it did, the placement is recomputed from the representation's mesh, as the export made it)."""
+    import numpy as np
     import trimesh
-    for name in ("model.glb", "model.obj"):
-        path = run.path / name
-        if path.is_file():
-            return trimesh.load_mesh(path)  # a GLB scene flattened to one mesh
-    return None
+
+    from .export.placement import placement
+    path = next((run.path / n for n in ("model.glb", "model.obj") if (run.path / n).is_file()), None)
+    if path is None:
+        return None
+    mesh = trimesh.load_mesh(path)  # a GLB scene flattened to one mesh
+    where = (run.state().get("mesh") or {}).get("placement")
+    if where is None:
+        with torch.no_grad():
+            field_mesh = system.representation.to_mesh(cfg.export)
+        p = placement(field_mesh.vertices, cfg.export.height, cfg.export.pivot)
+        where = {"scale": p.scale, "offset": p.offset}
+    vertices = (np.asarray(mesh.vertices) - np.asarray(where["offset"])) / where["scale"]
+    return trimesh.Trimesh(vertices, mesh.faces, process=False)
+
+
+def mesh_coverage(mesh, cfg, cams) -> torch.Tensor:
+    """The coverage of a mesh in field units (the exported asset, whatever the run's representation)
+    at the held-out cameras: the file users get, scored like the run's own renders."""
+    from renderers.background import Background
+    from renderers.mesh import draw_chunked
+    from renderers.volume import ShadingSpec
+    vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
+    faces = torch.as_tensor(mesh.faces, dtype=torch.long)
+    out = draw_chunked(vertices, faces, lambda p: torch.full_like(p, 0.5), Background(cfg.background), cams,
+                       ShadingSpec("albedo"), bg_color=WHITE)
+    return out["opacity"][..., 0]
 
 
 def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[dict, dict]:
@@ -50,10 +76,12 @@ def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[di
     system = load_system(run, cfg)
     render_fn, truth_fn = run_renderer(system), object_renderer(obj)
     cams = heldout_cameras(cfg.camera, views, resolution)
+    truth = truth_fn(cams)
     metrics = {"prompt": cfg.prompt, "object": obj.name, "method": cfg.guidance.method, "seed": cfg.seed,
-               "views": views, **image_metrics(render_fn, truth_fn, cams)}
-    mesh = exported_mesh(run)
+               "views": views, **image_metrics(render_fn, lambda _: truth, cams)}
+    mesh = exported_mesh(run, cfg, system)
     metrics["chamfer"] = None if mesh is None else chamfer(mesh, true_mesh(obj))
+    metrics["export_silhouette_iou"] = None if mesh is None else silhouette_iou(mesh_coverage(mesh, cfg, cams), truth[1])
     if obj.has_front:
         c = cfg.camera
         metrics.update(janus_score(render_fn, truth_fn, c.eval_elevation, c.eval_distance, c.eval_fovy, resolution))
@@ -108,11 +136,12 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print,
 
 def table(result: dict) -> str:
     fmt = lambda v, f: "-" if v is None else format(v, f)
-    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | Janus | saturation (truth) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | export IoU | Janus | saturation (truth) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
         lines.append(f"| {Path(r['run']).name} | {r['object']} | {r['method']} | {r['seed']} | {r['silhouette_iou']:.3f} | "
-                     f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r['janus_score'], '+.2f')} | "
+                     f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r.get('export_silhouette_iou'), '.3f')} | "
+                     f"{fmt(r['janus_score'], '+.2f')} | "
                      f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) |")
     for r in result["runs"]:
         if "gradient_shares" in r:

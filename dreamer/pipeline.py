@@ -149,7 +149,7 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
     """Mesh, texture, the representation's own files and the turntable, as cfg.export asks; every
     file at export.height with export.pivot (the turntable and the metrics stay in field units)."""
     e = cfg.export
-    written, tm = [], None
+    written, tm, placed = [], None, None
     started = time.time()
     for k, rep in enumerate(system.particles):
         folder = run.path if k == 0 else run.path / "particles" / str(k)  # particle 0 is the asset
@@ -165,11 +165,13 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
         if "usdz" in e.formats:
             written.append(write_usdz(mesh, folder / "model.usdz"))
         written += rep.export_extras(folder, e.formats, where)
-        tm = tm if k else mesh
+        tm, placed = (tm, placed) if k else (mesh, where)
     if e.turntable:
         written.append(write_turntable(run, cfg, system))
+    # the placement lets `dreamer eval` bring the files back to field units, where the truth lives
     run.update_state(timings={"export_seconds": round(time.time() - started, 1)},
-                     mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces))})
+                     mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces)),
+                           "placement": {"scale": placed.scale, "offset": list(placed.offset)}})
     return written
 
 

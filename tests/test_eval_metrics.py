@@ -67,6 +67,12 @@ def test_the_truth_scores_itself_perfectly():
     shifted.apply_translation([0.05, 0, 0])
     diagonal = float(((mesh.bounds[1] - mesh.bounds[0]) ** 2).sum() ** 0.5)
     assert 0.3 * 0.05 / diagonal < chamfer(shifted, mesh) < 0.05 / diagonal  # at most the shift
+    # the export's silhouette: the true mesh drawn by the mesh renderer covers what the truth covers
+    from dreamer.config import build_config
+    from dreamer.evaluation import mesh_coverage
+    truth = object_renderer(DUCK)(cams)[1]
+    assert silhouette_iou(mesh_coverage(mesh, build_config(), cams), truth) > 0.97  # measured 0.982
+    assert silhouette_iou(mesh_coverage(shifted, build_config(), cams), truth) < 0.9  # 0.883
 
 
 def test_sphere_against_a_cube_of_the_same_size_gives_the_hand_computed_iou():
@@ -117,6 +123,24 @@ def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(
     assert main(["eval", str(out), "--views", "4", "--resolution", "32"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["object"] == "wooden crate" and 0 < m["silhouette_iou"] <= 1 and m["janus_score"] is None
+    # Chamfer is taken in field units, where the truth is, whatever height and pivot the export used
+    from dreamer.eval.geometry import true_mesh
+    from dreamer.pipeline import load_system
+    from dreamer.runs import RunDir
+    from dreamer.toy.catalogue import toy_object
+    run = RunDir.open(out)
+    cfg = run.config()
+    field_mesh = load_system(run, cfg).representation.to_mesh(cfg.export)
+    direct = chamfer(trimesh.Trimesh(field_mesh.vertices, field_mesh.faces), true_mesh(toy_object(cfg.prior, cfg.prompt)))
+    assert m["chamfer"] == pytest.approx(direct, abs=2e-3)  # not the file as placed (1 m tall, on the ground)
+    state = json.loads((out / "run.json").read_text())  # as a run exported before run.json kept the placement
+    del state["mesh"]["placement"]
+    (out / "run.json").write_text(json.dumps(state))
+    assert main(["eval", str(out), "--views", "4", "--resolution", "32"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["chamfer"] == pytest.approx(m["chamfer"], abs=2e-3)
+    assert main(["export", str(out), "--height", "3", "--pivot", "center", "--no-turntable"]) == 0
+    assert main(["eval", str(out), "--views", "4", "--resolution", "32"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["chamfer"] == pytest.approx(m["chamfer"], abs=2e-3)
     assert main(["generate", "a wooden crate", "--object", str(tmp_path / "missing.glb")]) == 2
 
 
