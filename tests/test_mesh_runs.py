@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from conftest import ROOT, validate_gltf
+from conftest import ROOT, blender_facts, three_facts, validate_gltf
 from test_end_to_end import kill_9_at_step
 
 pytestmark = pytest.mark.slow
@@ -98,3 +98,28 @@ def test_the_texture_stage_paints_the_mesh_runs_export_resumes_and_keeps_its_geo
     texture = after.visual.material.baseColorTexture
     assert texture.size == (128, 128)
     assert texture.tobytes() != before.visual.material.baseColorTexture.resize((128, 128)).tobytes()
+    clients_see_one_closed_textured_object(out, texture_size=128)
+
+
+def test_blender_and_three_js_open_the_mesh_runs_export(mesh_run):
+    run, _ = mesh_run
+    from dreamer.runs import RunDir
+    clients_see_one_closed_textured_object(run, RunDir.open(run).config().export.texture_size)
+
+
+def clients_see_one_closed_textured_object(run, texture_size: int):
+    """Blender (GLB and OBJ) and three.js (GLB) open the run's export as the mesh it wrote: one smooth,
+    closed, manifold, textured object 1 m tall standing on the ground."""
+    glb = trimesh.load_mesh(run / "model.glb")
+    (mesh,) = three_facts(run / "model.glb")["meshes"]
+    assert mesh["attributes"] == ["normal", "position", "uv"] and mesh["vertices"] == len(glb.vertices)
+    assert mesh["material"] == "MeshStandardMaterial" and mesh["flatShading"] is False
+    assert mesh["map"]["width"] == mesh["map"]["height"] == texture_size
+    assert mesh["min"][1] == pytest.approx(0, abs=1e-6) and mesh["max"][1] == pytest.approx(1.0, rel=1e-6)
+    for name in ("model.glb", "model.obj"):
+        facts = blender_facts(run / name)
+        assert facts["objects"] == 1 and facts["faces"] == len(glb.faces), name
+        assert facts["smooth_faces"] == facts["faces"] and facts["custom_normals"], name
+        assert facts["max_z"] - facts["min_z"] == pytest.approx(1.0, rel=0.01) and facts["min_z"] == pytest.approx(0, abs=1e-4)
+        assert facts["base_colour_texture"] and facts["texture_size"] == [texture_size, texture_size], name
+        assert (facts["pieces"], facts["open_edges"], facts["non_manifold_edges"], facts["euler"]) == (1, 0, 0, 2), name
