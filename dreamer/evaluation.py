@@ -12,13 +12,20 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
+import trimesh
+
+from renderers.background import Background
+from renderers.mesh import draw_chunked
+from renderers.volume import ShadingSpec
 
 from .atomic import write_text
 from .diagnostics import gradient_shares, shares_table
 from .eval.geometry import chamfer, true_mesh
 from .eval.janus import janus_score
 from .eval.metrics import heldout_cameras, image_metrics, object_renderer, silhouette_iou
+from .export.placement import placement
 from .pipeline import load_system
 from .runs import RunDir
 from .toy.catalogue import toy_object
@@ -38,15 +45,11 @@ def exported_mesh(run: RunDir, cfg, system):
     """The run's exported mesh in field units, where the truth lives: the export scaled and moved it
     to export.height and export.pivot, and run.json records by how much (for a run exported before
     it did, the placement is recomputed from the representation's mesh, as the export made it)."""
-    import numpy as np
-    import trimesh
-
-    from .export.placement import placement
     path = next((run.path / n for n in ("model.glb", "model.obj") if (run.path / n).is_file()), None)
     if path is None:
         return None
     mesh = trimesh.load_mesh(path)  # a GLB scene flattened to one mesh
-    where = (run.state().get("mesh") or {}).get("placement")
+    where = run.state().get("placement")
     if where is None:
         with torch.no_grad():
             field_mesh = system.representation.to_mesh(cfg.export)
@@ -59,9 +62,6 @@ def exported_mesh(run: RunDir, cfg, system):
 def mesh_coverage(mesh, cfg, cams) -> torch.Tensor:
     """The coverage of a mesh in field units (the exported asset, whatever the run's representation)
     at the held-out cameras: the file users get, scored like the run's own renders."""
-    from renderers.background import Background
-    from renderers.mesh import draw_chunked
-    from renderers.volume import ShadingSpec
     vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
     faces = torch.as_tensor(mesh.faces, dtype=torch.long)
     out = draw_chunked(vertices, faces, lambda p: torch.full_like(p, 0.5), Background(cfg.background), cams,

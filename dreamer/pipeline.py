@@ -170,8 +170,8 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
         written.append(write_turntable(run, cfg, system))
     # the placement lets `dreamer eval` bring the files back to field units, where the truth lives
     run.update_state(timings={"export_seconds": round(time.time() - started, 1)},
-                     mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces)),
-                           "placement": {"scale": placed.scale, "offset": list(placed.offset)}})
+                     mesh={"vertices": int(len(tm.vertices)), "faces": int(len(tm.faces))},
+                     placement={"scale": placed.scale, "offset": list(placed.offset)})
     return written
 
 

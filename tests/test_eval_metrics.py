@@ -134,7 +134,7 @@ def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(
     direct = chamfer(trimesh.Trimesh(field_mesh.vertices, field_mesh.faces), true_mesh(toy_object(cfg.prior, cfg.prompt)))
     assert m["chamfer"] == pytest.approx(direct, abs=2e-3)  # not the file as placed (1 m tall, on the ground)
     state = json.loads((out / "run.json").read_text())  # as a run exported before run.json kept the placement
-    del state["mesh"]["placement"]
+    del state["placement"]
     (out / "run.json").write_text(json.dumps(state))
     assert main(["eval", str(out), "--views", "4", "--resolution", "32"]) == 0
     assert json.loads((out / "metrics.json").read_text())["chamfer"] == pytest.approx(m["chamfer"], abs=2e-3)
