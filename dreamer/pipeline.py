@@ -165,7 +165,8 @@ def export(run: RunDir, cfg: ExperimentConfig, system) -> list[Path]:
         if "usdz" in e.formats:
             written.append(write_usdz(mesh, folder / "model.usdz"))
         written += rep.export_extras(folder, e.formats, where)
-        tm, placed = (tm, placed) if k else (mesh, where)
+        if k == 0:  # the asset's numbers
+            tm, placed = mesh, where
     if e.turntable:
         written.append(write_turntable(run, cfg, system))
     # the placement lets `dreamer eval` bring the files back to field units, where the truth lives
