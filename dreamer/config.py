@@ -312,6 +312,7 @@ class MeshConfig:
     coarse_recipe: Optional[str] = None  # init=coarse: its recipe (default: configs/<method>-<coarse>.yaml)
     coarse_steps: Optional[Int(1, MAX_STEPS)] = None  # init=coarse: its steps (default: its recipe's)
     colour_fit_steps: Int(0, 100_000) = 300  # from Gaussians: steps fitting the colour field to their colours
+    fit_steps: Int(0, 100_000) = 200  # steps fitting the grid to the coarse run's exported surface (Chamfer), before guidance
 
 
 @dataclass
