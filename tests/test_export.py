@@ -5,7 +5,7 @@ import trimesh
 
 from conftest import validate_gltf
 from dreamer.errors import UserError
-from dreamer.export.mesh import extract_mesh, textured_mesh_from_field
+from dreamer.export.mesh import closed_manifold, decimate, extract_mesh, textured_mesh_from_field
 from dreamer.export.placement import placement
 from dreamer.export.solid import clean_solid
 from dreamer.export.usdz import write_usdz
@@ -230,3 +230,18 @@ def test_usdz_passes_the_arkit_compliance_checker(ball_mesh, tmp_path):
     material, _ = UsdShade.MaterialBindingAPI(mesh.GetPrim()).ComputeBoundMaterial()
     texture = UsdShade.Shader(stage.GetPrimAtPath("/Asset/Material/Texture"))
     assert material and texture.GetInput("file").Get().path == "texture.png"
+
+
+def test_decimation_keeps_a_closed_manifold_or_is_not_applied(monkeypatch):
+    sphere = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces
+    small = decimate(sphere, 1000)
+    assert len(small.faces) <= 1000 and closed_manifold(small)
+    # two cubes sharing one edge: that edge has four faces, as the folding collapses leave it
+    folded = trimesh.util.concatenate([trimesh.creation.box(), trimesh.creation.box().apply_translation([1, 1, 0])])
+    folded.merge_vertices()
+    assert not closed_manifold(folded)
+    opened = trimesh.creation.box()  # and a surface with a hole
+    opened.update_faces(np.arange(1, 12))
+    assert not closed_manifold(opened)
+    monkeypatch.setattr(trimesh.Trimesh, "simplify_quadric_decimation", lambda self, face_count: opened)
+    assert decimate(sphere, 1000) is sphere  # refused: the undecimated sphere is kept

@@ -102,7 +102,7 @@ def test_the_stage_starts_on_the_coarse_runs_exported_surface_and_fits_it():
     lattice = Mesh.create_from(build_config(values=values), Ball(build_config(values=values)))
     points = lattice.points
     near = (points.norm(dim=-1) - 0.5).abs() < cell
-    # measured: 0.003 at most (the export's voxels are 2/127 wide; the distance is to its facets)
+    # measured: 0.002 at most (the export's voxels are 2/127 wide; the distance is to its facets)
     assert float((lattice.sdf.detach()[near] - (points[near].norm(dim=-1) - 0.5)).abs().max()) < 0.05 * cell
     assert float(lattice.sdf.abs().max()) <= 3 * cell + 1e-6
     values["geometry"]["mesh"]["fit_steps"] = 60

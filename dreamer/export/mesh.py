@@ -88,10 +88,19 @@ def extract_mesh(density_fn, radius: float, resolution: int, threshold, smoothin
 
 def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     """Quadric decimation to `faces`; the collapses can pinch off a sliver (two triangles back to
-    back), so only the largest piece is kept."""
+    back), so only the largest piece is kept. They can also fold the surface onto itself (an edge
+    shared by four faces: measured on a resolution-64 mesh-stage car), so a closed manifold that
+    would not stay one is kept undecimated: a larger file is better than a broken asset."""
     if len(mesh.faces) <= faces:
         return mesh
-    return largest_part(mesh.simplify_quadric_decimation(face_count=faces))
+    decimated = largest_part(mesh.simplify_quadric_decimation(face_count=faces))
+    return decimated if closed_manifold(decimated) or not closed_manifold(mesh) else mesh
+
+
+def closed_manifold(mesh: trimesh.Trimesh) -> bool:
+    """Watertight with every edge shared by exactly two faces."""
+    edges = np.unique(mesh.edges_sorted, axis=0, return_counts=True)[1]
+    return bool(mesh.is_watertight and len(edges) and (edges == 2).all())
 
 
 def largest_part(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -27,8 +27,8 @@ from .base import FieldRepresentation, Representation, check_one_rgb_particle, c
 
 SDF_CLAMP_CELLS = 3.0  # the initial signed distance is clamped to this many cells: only its zero set matters
 TARGET_SAMPLES = 400_000  # samples of the coarse surface: spaced well below a cell at resolution 64
-# The fit's steps (measured on six toy objects at resolution 32: Chamfer to the coarse surface
-# levels off by about 100 steps; larger steps crumple the surface the way the prior's noise does).
+# The fit's Adam steps: a signed distance moves at most 1.6% of a cell per step, an offset 3% of its
+# tanh range (on the toy duck, Chamfer to the coarse surface levels off within about 50 of 200 steps).
 FIT_LR_SDF_CELLS = 0.016
 FIT_LR_OFFSETS = 0.03
 
@@ -200,4 +200,3 @@ def fit_colour(mesh: Mesh, previous: FieldRepresentation, steps: int, seed: int,
         opt.zero_grad()
         loss.backward()
         opt.step()
-
