@@ -7,7 +7,8 @@ import torch
 import trimesh
 
 from dreamer.eval.geometry import chamfer
-from dreamer.geometry.surface_fit import chamfer_fit, points_on_faces, signed_distance, surface_samples
+from dreamer.geometry.surface_fit import (chamfer_fit, lattice_signed_distance, points_on_faces, signed_distance,
+                                         surface_samples)
 from dreamer.geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 
 SPHERE = trimesh.creation.icosphere(subdivisions=5, radius=0.5)
@@ -21,6 +22,20 @@ def test_signed_distances_to_a_sampled_sphere_are_the_analytic_ones():
     # measured: 0.004 at most (the samples' spacing plus the icosphere's facets), no sign wrong
     assert np.abs(d - truth).max() < 0.006
     assert ((d < 0) == (truth < 0)).all()
+
+
+def test_the_banded_lattice_distance_equals_the_full_query_clamped():
+    """Only points near the surface query the samples; far ones (inside the ball too) take their
+    piece's sign. Two balls, so there are two far pieces inside."""
+    two = trimesh.util.concatenate([SPHERE.copy().apply_translation([-0.45, 0, 0]),
+                                    trimesh.creation.icosphere(4, radius=0.35).apply_translation([0.5, 0, 0])])
+    samples, normals = surface_samples(two, 100_000, seed=0)
+    points, _ = tet_grid(24)
+    band = 3 * 2 / 24
+    full = np.clip(signed_distance(points.double().numpy(), samples, normals), -band, band)
+    banded = lattice_signed_distance(samples, normals, points.double().numpy(), (25, 25, 25), band)
+    assert (full < -band + 1e-9).sum() > 50  # far-inside points exist in both balls
+    assert np.array_equal(banded, full)
 
 
 def test_points_on_faces_spread_by_area_and_carry_gradients():

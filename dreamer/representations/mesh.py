@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_texture, decimate, extract_mesh, largest_part, unwrap
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
-from ..geometry.surface_fit import chamfer_fit, signed_distance, surface_samples
+from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
 from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from renderers.mesh import draw, draw_chunked
@@ -175,9 +175,9 @@ def initial_sdf(target: np.ndarray, normals: np.ndarray, resolution: int, radius
     """Signed distances (negative inside) at the tet grid's lattice points to a surface given by
     samples and their normals, clamped to SDF_CLAMP_CELLS cells (only the zero set matters)."""
     points, _ = tet_grid(resolution, radius)
-    cell = 2 * radius / resolution
-    sdf = torch.from_numpy(signed_distance(points.double().numpy(), target, normals)).float()
-    return sdf.clamp(-SDF_CLAMP_CELLS * cell, SDF_CLAMP_CELLS * cell)
+    band = SDF_CLAMP_CELLS * 2 * radius / resolution
+    shape = (resolution + 1,) * 3
+    return torch.from_numpy(lattice_signed_distance(target, normals, points.double().numpy(), shape, band)).float()
 
 
 def fit_colour(mesh: Mesh, previous: FieldRepresentation, steps: int, seed: int, batch: int = 8192) -> None:
