@@ -32,12 +32,16 @@ def surface_samples(mesh: trimesh.Trimesh, n: int, seed: int) -> tuple[np.ndarra
     return np.asarray(points, np.float64), np.asarray(mesh.face_normals[face], np.float64)
 
 
-def signed_distance(points: np.ndarray, samples: np.ndarray, normals: np.ndarray) -> np.ndarray:
-    """Distance from each point to its nearest sample, negative where it lies behind the sample's face.
-    Accurate to about the samples' spacing, and in sign wherever the surface is smooth at that scale."""
-    distance, nearest = cKDTree(samples).query(points)
-    behind = np.einsum("ij,ij->i", points - samples[nearest], normals[nearest]) < 0
-    return np.where(behind, -distance, distance)
+def signed_distance(points: np.ndarray, samples: np.ndarray, normals: np.ndarray, band: float = np.inf) -> np.ndarray:
+    """Distance from each point to its nearest sample, negative where it lies behind the sample's face;
+    NaN for points farther than `band` (not looked up). Accurate to about the samples' spacing, and in
+    sign wherever the surface is smooth at that scale."""
+    distance, nearest = cKDTree(samples).query(points, distance_upper_bound=band)
+    near = np.isfinite(distance)
+    behind = np.einsum("ij,ij->i", points[near] - samples[nearest[near]], normals[nearest[near]]) < 0
+    sdf = np.full(len(points), np.nan)
+    sdf[near] = np.where(behind, -distance[near], distance[near])
+    return sdf
 
 
 def lattice_signed_distance(samples: np.ndarray, normals: np.ndarray, points: np.ndarray, shape: tuple,
@@ -46,11 +50,8 @@ def lattice_signed_distance(samples: np.ndarray, normals: np.ndarray, points: np
     points within the band query the samples (all 2.1M lattice points of resolution 128 took 8
     minutes); every connected piece of the lattice beyond the band lies wholly inside or outside,
     and takes the sign of the in-band points that border it."""
-    distance, nearest = cKDTree(samples).query(points, distance_upper_bound=band)
-    near = np.isfinite(distance)
-    sdf = np.full(len(points), band)
-    behind = np.einsum("ij,ij->i", points[near] - samples[nearest[near]], normals[nearest[near]]) < 0
-    sdf[near] = np.where(behind, -distance[near], distance[near])
+    sdf = signed_distance(points, samples, normals, band)
+    near = np.isfinite(sdf)
     pieces, count = ndimage.label(~near.reshape(shape))
     if count:
         bordering = ndimage.grey_dilation(pieces, size=3).reshape(-1)  # a far piece's label, next to it
@@ -77,15 +78,14 @@ def points_on_faces(vertices: torch.Tensor, faces: torch.Tensor, n: int, generat
 
 def chamfer_fit(surface: Callable[[], tuple[torch.Tensor, torch.Tensor]], parameters: list[dict],
                 target: np.ndarray, steps: int, seed: int, samples: int = 20000,
-                smoothness: float = 0.01, say: Callable[[int], None] | None = None) -> float:
+                smoothness: float = 0.01, say: Callable[[int], None] | None = None) -> None:
     """Adam on `parameters` (param groups with their lr) so that surface() -> (vertices, faces) meets
     the target points: the symmetric mean nearest-neighbour distance between `samples` points of
-    each, plus a little normal consistency so the fit does not crumple. Returns the final distance."""
+    each, plus a little normal consistency so the fit does not crumple."""
     optimizer = torch.optim.Adam(parameters)
     goal = torch.from_numpy(target).float()
     goal_tree = cKDTree(target)
     generator = torch.Generator().manual_seed(seed)
-    distance = float("nan")
     for step in range(steps):
         vertices, faces = surface()
         if len(faces) == 0:
@@ -99,7 +99,5 @@ def chamfer_fit(surface: Callable[[], tuple[torch.Tensor, torch.Tensor]], parame
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        distance = float(fit.detach()) / 2
         if say is not None:
             say(step)
-    return distance
