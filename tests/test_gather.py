@@ -49,3 +49,21 @@ def test_gradients_are_the_same_bits_on_every_run_with_threads():
     with threads(2):
         runs = grads_of(gather_rows, table, index, weight)
     assert all(torch.equal(runs[0], r) for r in runs[1:])
+
+
+def test_every_row_shape_and_dtype_path_matches_plain_indexing():
+    """Rows of 4 or 8 bytes move as one integer (their bits, so NaN and -0.0 survive), narrow rows'
+    gradients add column by column, wide ones row-wise: each path against plain indexing."""
+    g = torch.Generator().manual_seed(2)
+    for shape, dtype in [((40,), torch.float32), ((40, 1), torch.float32), ((40, 2), torch.float32),
+                         ((40, 1), torch.float64), ((40, 3), torch.float32), ((40, 2, 3), torch.float32)]:
+        table = torch.randn(shape, generator=g, dtype=dtype)
+        table.view(-1)[:3] = torch.tensor([float("nan"), -0.0, float("inf")], dtype=dtype)
+        index = torch.randint(0, 40, (6, 9), generator=g)
+        got = gather_rows(table, index)
+        assert got.shape == table[index].shape and torch.equal(got.view(torch.uint8), table[index].view(torch.uint8))
+        finite = torch.randn(shape, generator=g, dtype=dtype)
+        weight = torch.randn(*index.shape, *shape[1:], generator=g, dtype=dtype)
+        ours, plain = grads_of(gather_rows, finite, index, weight, 1)[0], grads_of(lambda t, i: t[i], finite, index,
+                                                                                    weight, 1)[0]
+        torch.testing.assert_close(ours, plain, rtol=1e-6, atol=1e-6)
