@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# The realistic-world grid of docs/evaluation.md (#19): every invocation is `dreamer bench quality`,
-# which keeps finished runs and resumes started ones, so rerunning this script continues the grid.
-#   docs/bench-quality/realistic-grid.sh [ROOT]   (default /work/bench-quality/realistic), from the
-#   repository root with the venv's python first on PATH (python -m: the checkout's code, not an install)
+# The realistic-world grid of docs/evaluation.md (#19), in chunks, the most telling first. Each chunk is
+# one `dreamer bench quality` (finished runs kept, started ones resumed), so rerunning this script
+# continues the grid; a chunk whose summary is already under RESULTS is skipped, so a fresh machine
+# starts at the first chunk not yet committed. Chunks that share an output folder add seeds to it
+# (the later chunk re-evaluates the earlier seeds, which is what gives the seed spread).
+#   docs/bench-quality/realistic-grid.sh [ROOT] [RESULTS]
+# ROOT: the run folders (default /work/bench-quality/realistic); RESULTS: where each chunk's
+# results.csv and summary.md are copied (default: docs/bench-quality/realistic of this checkout).
+# Run it from a copy of the repository root (a snapshot of the code: python -m runs the checkout's
+# code, not an install), with the venv's python first on PATH.
 set -u
 ROOT=${1:-/work/bench-quality/realistic}
+RESULTS=${2:-$(dirname "$0")/realistic}
 FRONT="rubber duck,snowman,toy car,penguin"
 SIX="$FRONT,mushroom,coffee mug"
-bench() { python -m dreamer.cli bench quality --jobs 2 "$@" prior.world=realistic; }
-# 1. the targets and the seeds' claims: SDS (recipe, scale 3), VSD, ESD (lambda 0.5), three seeds
-bench --methods sds,vsd,esd --objects "$SIX" --seeds 0,1,2 --out "$ROOT/main3"
-# 2. saturation at large CFG: SDS at 7.5 and 100, BSD at lambda_r 100
-bench --methods sds --objects "$FRONT" --seeds 0,1 --out "$ROOT/sds-cfg7.5" guidance.guidance_scale=7.5
-bench --methods sds --objects "$FRONT" --seeds 0,1 --out "$ROOT/sds-cfg100" guidance.guidance_scale=100
-bench --methods bsd --objects "$FRONT" --seeds 0,1 --out "$ROOT/bsd-cfg100" guidance.bsd.balance_ratio=100
-# 3. the other methods, two seeds
-bench --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0,1 --out "$ROOT/main2"
-# 4. ESD at lambda = 1.0
-bench --methods esd --objects "$SIX" --seeds 0,1,2 --out "$ROOT/esd-lambda1" guidance.entropy_weight=1.0
+chunk() {  # chunk NAME FOLDER bench-arguments...
+  local name=$1 folder=$2; shift 2
+  if [ -f "$RESULTS/$name/summary.md" ]; then echo "chunk $name: done before, skipped"; return; fi
+  echo "chunk $name: $(date -u +%FT%TZ) start"
+  python -m dreamer.cli bench quality --jobs "${JOBS:-2}" --out "$ROOT/$folder" "$@" prior.world=realistic || return
+  mkdir -p "$RESULTS/$name" && cp "$ROOT/$folder/results.csv" "$ROOT/$folder/summary.md" "$RESULTS/$name/"
+  echo "chunk $name: $(date -u +%FT%TZ) done"
+}
+main3() { chunk "$1" main3 --methods sds,vsd,esd --objects "$SIX" --seeds "$2"; }  # SDS (recipe: scale 3), VSD, ESD (lambda 0.5)
+saturation() {  # SDS at CFG 7.5 and 100, BSD at lambda_r 100
+  chunk "$1-sds7.5" sds-cfg7.5 --methods sds --objects "$FRONT" --seeds "$2" guidance.guidance_scale=7.5
+  chunk "$1-sds100" sds-cfg100 --methods sds --objects "$FRONT" --seeds "$2" guidance.guidance_scale=100
+  chunk "$1-bsd100" bsd-cfg100 --methods bsd --objects "$FRONT" --seeds "$2" guidance.bsd.balance_ratio=100
+}
+main2() { chunk "$1" main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds "$2"; }
+main3 main3-seed0 0                 # 18 runs
+saturation saturation-seed0 0       # 12
+main3 main3-seeds01 0,1             # 18 more
+main2 main2-seed0 0                 # 36
+main3 main3-seeds012 0,1,2          # 18 more
+saturation saturation-seeds01 0,1   # 12 more
+main2 main2-seeds01 0,1             # 36 more
+chunk esd-lambda1 esd-lambda1 --methods esd --objects "$SIX" --seeds 0,1,2 guidance.entropy_weight=1.0  # 18
