@@ -12,9 +12,10 @@ makes a texture stage of OLD_RUN's exported mesh (geometry.texture.init_path).
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 from pathlib import Path
 
-from .config import ExperimentConfig, build_config, to_dict
+from .config import ExperimentConfig, MeshConfig, build_config, to_dict
 from .errors import UserError
 from .recipes import method_recipe, recipe_path
 from .representations.base import COARSE_FOLDER
@@ -66,9 +67,23 @@ def coarse_config(cfg: ExperimentConfig) -> ExperimentConfig:
     coarse = build_config(recipe, None, values)
     if cfg.out_dir:
         coarse.out_dir = str(Path(cfg.out_dir) / COARSE_FOLDER)
+    carry_mesh_settings(cfg, coarse)
     if has_coarse_stage(coarse):
         carry_colour_shape(coarse, coarse_config(coarse))
     return coarse
+
+
+def carry_mesh_settings(cfg: ExperimentConfig, previous: ExperimentConfig) -> None:
+    """A texture run whose previous stage is a mesh stage passes its own geometry.mesh settings on
+    to that stage, those that differ from the defaults (no texture recipe sets them, so the user
+    did): `geometry.mesh.coarse_steps=40` then sets the steps of the first of three stages."""
+    if cfg.geometry.type != "texture" or previous.geometry.type != "mesh":
+        return
+    default = MeshConfig()
+    for f in fields(MeshConfig):
+        value = getattr(cfg.geometry.mesh, f.name)
+        if f.name not in ("init", "init_path") and value != getattr(default, f.name):
+            setattr(previous.geometry.mesh, f.name, copy.deepcopy(value))
 
 
 def carry_colour_shape(cfg: ExperimentConfig, coarse: ExperimentConfig) -> None:

@@ -138,3 +138,31 @@ def clients_see_one_closed_textured_object(run, texture_size: int):
         assert facts["max_z"] - facts["min_z"] == pytest.approx(1.0, rel=0.01) and facts["min_z"] == pytest.approx(0, abs=1e-4)
         assert facts["base_colour_texture"] and facts["texture_size"] == [texture_size, texture_size], name
         assert (facts["pieces"], facts["open_edges"], facts["non_manifold_edges"], facts["euler"]) == (1, 0, 0, 2), name
+
+
+def test_three_stages_in_one_command_resume_after_a_kill_in_the_middle_one(tmp_path):
+    """`generate --representation texture --coarse mesh`: NeRF, mesh, texture, each a run folder inside
+    the next, every stage's steps set on the command line; killed -9 in the mesh stage (after its
+    checkpoint at step 50) and resumed, all three finish and the texture paints the mesh stage's export."""
+    run = tmp_path / "mushroom"
+    args = ["generate", "a mushroom", "--representation", "texture", "--coarse", "mesh", "--steps", "10",
+            "--out", str(run), "geometry.texture.coarse_steps=60", "geometry.mesh.coarse_steps=40",
+            "geometry.mesh.fit_steps=30", "geometry.texture.size=128", "export.turntable=false"]
+    mesh_stage, nerf_stage = run / "coarse", run / "coarse" / "coarse"
+    kill_9_at_step(args, mesh_stage, 52)
+    assert json.loads((nerf_stage / "run.json").read_text())["status"] == "done"
+    assert not (run / "run.json").exists() or json.loads((run / "run.json").read_text())["status"] != "done"
+    proc = subprocess.run([sys.executable, "-m", "dreamer.cli", "resume", str(run)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stage 3/3 texture" in proc.stderr
+    for folder, kind, steps in [(nerf_stage, "nerf", 40), (mesh_stage, "mesh", 60), (run, "texture", 10)]:
+        state = json.loads((folder / "run.json").read_text())
+        assert (state["status"], state["step"]) == ("done", steps), folder
+        assert f"type: {kind}" in (folder / "config.yaml").read_text()
+    rows = (mesh_stage / "metrics.csv").read_text().strip().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 61))  # resumed from step 50: no gap, no duplicate
+    assert validate_gltf(run / "model.glb")["issues"]["numErrors"] == 0
+    painted, shape = (trimesh.load_mesh(p / "model.glb") for p in (run, mesh_stage))
+    assert len(painted.faces) == len(shape.faces) and abs(painted.area - shape.area) < 1e-3 * shape.area
+    assert painted.visual.material.baseColorTexture.size == (128, 128)

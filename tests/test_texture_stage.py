@@ -128,6 +128,13 @@ def test_generate_chains_the_texture_stage_after_its_previous_stages(tmp_path):
                                            cfg.out_dir]
     nerf, mesh = stages[0].geometry, stages[1].geometry  # the mesh stage carries its NeRF's colour network
     assert mesh.pos_encoding == nerf.pos_encoding and mesh.radius == nerf.radius
+    # every stage's steps can be set: geometry.mesh.* of a texture run goes to its mesh stage
+    cfg, _ = generate_config("a rubber duck", representation="texture", steps=10, overrides=[
+        "geometry.texture.coarse=mesh", "geometry.texture.coarse_steps=20", "geometry.mesh.coarse_steps=40",
+        "geometry.mesh.fit_steps=50"])
+    stages = chain(cfg)
+    assert [c.trainer.max_steps for c in stages] == [40, 20, 10] and stages[1].geometry.mesh.fit_steps == 50
+    assert stages[1].geometry.mesh.resolution == 32 and stages[1].geometry.mesh.init == "coarse"
 
 
 def test_dreamer_texture_starts_from_the_run_it_is_given(tmp_path):
