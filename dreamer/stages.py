@@ -83,7 +83,7 @@ def carry_mesh_settings(cfg: ExperimentConfig, previous: ExperimentConfig) -> No
     for f in fields(MeshConfig):
         value = getattr(cfg.geometry.mesh, f.name)
         if f.name not in ("init", "init_path") and value != getattr(default, f.name):
-            setattr(previous.geometry.mesh, f.name, copy.deepcopy(value))
+            setattr(previous.geometry.mesh, f.name, value)  # numbers, names or None
 
 
 def carry_colour_shape(cfg: ExperimentConfig, coarse: ExperimentConfig) -> None:

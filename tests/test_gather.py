@@ -52,8 +52,8 @@ def test_gradients_are_the_same_bits_on_every_run_with_threads():
 
 
 def test_every_row_shape_and_dtype_path_matches_plain_indexing():
-    """Rows of 4 or 8 bytes move as one integer (their bits, so NaN and -0.0 survive), narrow rows'
-    gradients add column by column, wide ones row-wise: each path against plain indexing."""
+    """One-dimensional tables, narrow and wide rows, float32 and float64: values against plain
+    indexing bit for bit (NaN, -0.0 and inf included), gradients against plain indexing's."""
     g = torch.Generator().manual_seed(2)
     for shape, dtype in [((40,), torch.float32), ((40, 1), torch.float32), ((40, 2), torch.float32),
                          ((40, 1), torch.float64), ((40, 3), torch.float32), ((40, 2, 3), torch.float32)]:
