@@ -9,6 +9,7 @@ from dreamer.export.mesh import decimate, extract_mesh, textured_mesh_from_field
 from dreamer.export.placement import placement
 from dreamer.export.solid import clean_solid
 from dreamer.export.usdz import write_usdz
+from dreamer.export.vertex_spacing import close_pairs, spaced_vertices
 from dreamer.export.writers import ROUGHNESS, write_glb, write_obj
 from dreamer.toy.objects import builtin_objects
 
@@ -245,3 +246,83 @@ def test_decimation_keeps_a_closed_manifold_or_is_not_applied(monkeypatch):
     assert not opened.is_watertight
     monkeypatch.setattr(trimesh.Trimesh, "simplify_quadric_decimation", lambda self, face_count: opened)
     assert decimate(sphere, 1000) is sphere  # refused: the undecimated sphere is kept
+
+
+def weld_by_distance(mesh: trimesh.Trimesh, tol: float) -> trimesh.Trimesh:
+    """What Blender's Merge by Distance does: every chain of vertices closer than tol becomes one
+    vertex, and faces left with two corners in one vertex go."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    pairs = close_pairs(mesh.vertices, tol)
+    n = len(mesh.vertices)
+    _, label = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), (n, n)))
+    faces = label[mesh.faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])]
+    return trimesh.Trimesh(mesh.vertices, faces, process=False)
+
+
+def edge_uses(mesh: trimesh.Trimesh) -> np.ndarray:
+    _, counts = np.unique(np.sort(mesh.edges, 1), axis=0, return_counts=True)
+    return counts
+
+
+def test_a_short_edge_whose_ends_share_a_third_neighbour_is_pushed_apart_not_welded():
+    """A triangular bipyramid whose equator edge a-b is 1e-6 long: a, b share the neighbour c
+    besides the two faces' apexes, so welding them folds the surface (the failure the demo duck's
+    export hit in Blender). Pushed apart instead: same topology, no vertex moved more than tol."""
+    tol = 1e-3
+    vertices = np.array([[0, 0, 0], [1e-6, 0, 0], [0.5, 1, 0], [0.2, 0.3, 1], [0.2, 0.3, -1]], float)
+    faces = np.array([[0, 1, 3], [1, 2, 3], [2, 0, 3], [1, 0, 4], [2, 1, 4], [0, 2, 4]])
+    pyramid = trimesh.Trimesh(vertices, faces, process=False)
+    pyramid.fix_normals()
+    assert pyramid.is_watertight and (edge_uses(weld_by_distance(pyramid, tol)) != 2).any()
+    spaced = spaced_vertices(pyramid, tol)
+    assert len(close_pairs(spaced.vertices, tol)) == 0 and len(spaced.faces) == 6
+    np.testing.assert_array_equal(spaced.faces, pyramid.faces)
+    assert np.abs(spaced.vertices - pyramid.vertices).max() <= tol
+    welded = weld_by_distance(spaced, tol)
+    assert welded.is_watertight and welded.euler_number == 2 and welded.volume > 0
+
+
+def test_a_short_edge_that_can_collapse_is_collapsed_and_close_pieces_stay_apart():
+    """An icosphere with one edge split 1e-7 from its end (its ends share only the two apexes: a
+    collapse keeps the manifold, and removes the split's two faces), next to a second sphere that
+    touches it at a vertex (not an edge: only a push keeps the two apart)."""
+    tol = 1e-4
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    a, b = sphere.edges_unique[0]
+    split = sphere.vertices[a] + 1e-7 * (sphere.vertices[b] - sphere.vertices[a])
+    vertices = np.vstack([sphere.vertices, split])
+    m = len(sphere.vertices)
+    faces = []
+    for face in sphere.faces.tolist():
+        if a in face and b in face:  # the two faces on edge a-b become four
+            i = face.index(a)
+            if face[(i + 1) % 3] == b:
+                c = face[(i + 2) % 3]
+                faces += [[a, m, c], [m, b, c]]
+            else:
+                c = face[(i + 1) % 3]
+                faces += [[a, c, m], [m, c, b]]
+        else:
+            faces.append(face)
+    split_sphere = trimesh.Trimesh(vertices, faces, process=False)
+    top = np.argmax(sphere.vertices[:, 1])
+    neighbour = sphere.copy().apply_translation(sphere.vertices[top] * 2 + [0, 1e-7, 0])
+    both = trimesh.util.concatenate([split_sphere, neighbour])
+    assert both.is_watertight and len(close_pairs(both.vertices, tol)) == 2
+    spaced = spaced_vertices(both, tol)
+    assert len(close_pairs(spaced.vertices, tol)) == 0
+    assert len(spaced.faces) == len(both.faces) - 2 and spaced.is_watertight
+    assert len(spaced.split(only_watertight=False)) == 2 and spaced.euler_number == 4
+    welded = weld_by_distance(spaced, tol)
+    assert welded.is_watertight and len(np.unique(welded.faces)) == len(spaced.vertices)  # nothing merged
+    # welded as it was, the split point merges and the two spheres share one (pinched) vertex
+    assert len(np.unique(weld_by_distance(both, tol).faces)) == len(both.vertices) - 2
+
+
+def test_an_exported_field_keeps_its_vertices_apart(ball_mesh):
+    """Every export is spaced: no two distinct positions closer than 1e-4 of the size (the UV seams'
+    copies of one vertex share their position exactly)."""
+    positions = np.unique(ball_mesh.vertices, axis=0)
+    assert len(close_pairs(positions, 1e-4 * np.ptp(positions, axis=0).max() * 0.999)) == 0

@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from ..errors import UserError
 from .solid import clean_solid, surface_field
+from .vertex_spacing import relative_tolerance, spaced_vertices
 
 
 @dataclass
@@ -96,6 +97,13 @@ def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     decimated = largest_part(mesh.simplify_quadric_decimation(face_count=faces))
     # trimesh's watertight: every edge in exactly two faces (a fold's edge in four is not)
     return decimated if decimated.is_watertight or not mesh.is_watertight else mesh
+
+
+def export_surface(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
+    """The surface an export writes: decimated to `faces`, then with its vertices kept 1e-4 of its
+    size apart, so a weld by distance in Blender or an engine leaves it closed (vertex_spacing.py)."""
+    decimated = decimate(mesh, faces)
+    return spaced_vertices(decimated, relative_tolerance(decimated))
 
 
 def largest_part(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -186,7 +194,7 @@ def bake_texture(vertices, faces, uvs, colour_fn, size: int) -> np.ndarray:
 
 def textured_mesh_from_field(density_fn, colour_fn, radius: float, resolution: int, threshold: float,
                              faces: int, texture_size: int, smoothing: float = 0.0) -> TexturedMesh:
-    mesh = decimate(extract_mesh(density_fn, radius, resolution, threshold, smoothing), faces)
+    mesh = export_surface(extract_mesh(density_fn, radius, resolution, threshold, smoothing), faces)
     vertices, tri, uvs, normals = unwrap(mesh)
     texture = bake_texture(vertices, tri, uvs, colour_fn, texture_size)
     if not (np.isfinite(vertices).all() and np.isfinite(uvs).all()):

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..export.mesh import TexturedMesh, bake_texture, decimate, extract_mesh, largest_part, unwrap
+from ..export.mesh import TexturedMesh, bake_texture, export_surface, extract_mesh, largest_part, unwrap
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
@@ -151,7 +151,7 @@ class Mesh(Representation):
             raise UserError("the mesh stage's surface is empty (every signed distance is positive); "
                             "resume from an earlier checkpoint or lower the learning rates")
         mesh = largest_part(trimesh.Trimesh(vertices.float().cpu().numpy(), faces.cpu().numpy(), process=True))
-        mesh = decimate(mesh, export_cfg.faces)
+        mesh = export_surface(mesh, export_cfg.faces)
         verts, tri, uvs, normals = unwrap(mesh)
         device = self.sdf.device
         texture = bake_texture(verts, tri, uvs, lambda p: self.colour.display_albedo(p.to(device)).float().cpu(),
