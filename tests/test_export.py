@@ -178,7 +178,7 @@ CENTRES = [torch.zeros(3)]
 def test_every_toy_object_exports_as_one_closed_manifold_despite_field_artefacts(obj):
     """Genus-0 objects: one watertight piece with Euler characteristic 2 (a sphere's). The donut keeps
     its hole (Euler characteristic 0). The toy mug's handle leaves a hole only about 3 voxels wide,
-    narrower than the widest tunnel the rule closes (the demo duck's artefact needs 5): it is closed."""
+    narrower than the widest tunnel the rule closes (demo ducks' artefacts needed 5 and 6): it is closed."""
     grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 48)] * 3, indexing="ij"), -1).reshape(-1, 3)
     CENTRES[0] = grid[obj.distance(grid).argmin()]  # the point deepest in the body
 
