@@ -44,8 +44,13 @@ def deformed(points: torch.Tensor, offsets: torch.Tensor, res: int, radius: floa
 TET_EDGES = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])
 
 
-def marching_tetrahedra(positions: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor):
-    """The zero level set of `sdf` (V,) over the tetrahedra: vertices (M, 3) and faces (K, 3)."""
+def marching_tetrahedra(positions: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor,
+                        lattice: torch.Tensor | None = None):
+    """The zero level set of `sdf` (V,) over the tetrahedra: vertices (M, 3) and faces (K, 3).
+    `lattice`: the grid points before their offsets. Each face is wound outward as it would be on
+    them: offsets can squash a tetrahedron flat or turn it inside out, and a face's outward side
+    tested on the moved points then comes out wrong (a mesh-stage duck had 22 edges whose two faces
+    ran the same way)."""
     inside = sdf < 0
     count = inside[tets].sum(-1)
     crossing = (count > 0) & (count < 4)
@@ -61,11 +66,15 @@ def marching_tetrahedra(positions: torch.Tensor, sdf: torch.Tensor, tets: torch.
     # A distance of exactly 0 at a corner would put the crossings of all its edges on the corner
     # itself, making zero-area triangles that have no orientation: keep them a hair inside the edge.
     w = (s0 / (s0 - s1)).clamp(1e-3, 1 - 1e-3)[:, None]
-    vertices = gather_rows(positions, edges[:, 0]) * (1 - w) + gather_rows(positions, edges[:, 1]) * w
+    on_edges = lambda points: gather_rows(points, edges[:, 0]) * (1 - w) + gather_rows(points, edges[:, 1]) * w
+    vertices = on_edges(positions)
     vertex_of = torch.full(cut.shape, -1, dtype=torch.long, device=positions.device)
     vertex_of[cut] = slot
     faces = torch.cat([_one_apart(tets, inside, vertex_of), _two_and_two(tets, inside, vertex_of)])
-    return vertices, _wind_outward(vertices, faces, positions, tets, inside)
+    if lattice is None:
+        return vertices, _wind_outward(vertices, faces, positions, tets, inside)
+    with torch.no_grad():
+        return vertices, _wind_outward(on_edges(lattice), faces, lattice, tets, inside)
 
 
 def _edge_slot(i, j):

@@ -115,7 +115,7 @@ class Mesh(Representation):
         outside, so the surface is closed even where the solid reaches the grid's edge."""
         sdf = torch.where(self.boundary, self.sdf.abs().clamp_min(1e-4), self.sdf)
         positions = deformed(self.points, self.offsets, self.res, self.radius)
-        return marching_tetrahedra(positions, sdf, self.tets)
+        return marching_tetrahedra(positions, sdf, self.tets, lattice=self.points)
 
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         vertices, faces = self.surface()
