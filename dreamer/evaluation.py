@@ -31,6 +31,9 @@ from .runs import RunDir
 from .toy.catalogue import toy_object
 
 WHITE = torch.ones(3)
+# Raise when a metric's definition changes: `bench quality` reuses a run's metrics.json only when
+# it was written by this version, at the same views and resolution, after the run last changed.
+EVAL_VERSION = 2
 
 
 def run_renderer(system):
@@ -78,7 +81,8 @@ def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[di
     cams = heldout_cameras(cfg.camera, views, resolution)
     truth = truth_fn(cams)
     metrics = {"prompt": cfg.prompt, "object": obj.name, "method": cfg.guidance.method, "seed": cfg.seed,
-               "views": views, **image_metrics(render_fn, lambda _: truth, cams)}
+               "views": views, "resolution": resolution, "eval_version": EVAL_VERSION,
+               **image_metrics(render_fn, lambda _: truth, cams)}
     mesh = exported_mesh(run, cfg, system)
     metrics["chamfer"] = None if mesh is None else chamfer(mesh, true_mesh(obj))
     metrics["export_silhouette_iou"] = None if mesh is None else silhouette_iou(mesh_coverage(mesh, cfg, cams), truth[1])
@@ -91,6 +95,30 @@ def evaluate_run(run: RunDir, views: int = 16, resolution: int = 64) -> tuple[di
     write_text(run.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     rgb, cov = render_fn(cams)
     return metrics, {"rgb": rgb, "coverage": cov}
+
+
+def stored_metrics(run: RunDir, views: int, resolution: int) -> dict | None:
+    """The run's metrics.json if it still holds (see EVAL_VERSION), without its spread; else None."""
+    path = run.path / "metrics.json"
+    sources = [run.path / n for n in ("config.yaml", "model.glb", "model.obj", "checkpoints/last.ckpt")]
+    newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=math.inf)
+    try:
+        if path.stat().st_mtime < newest:
+            return None
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (metrics.get("eval_version"), metrics.get("views"), metrics.get("resolution")) != (EVAL_VERSION, views, resolution):
+        return None
+    metrics.pop("spread", None)
+    return metrics
+
+
+def heldout_renders(run: RunDir, views: int, resolution: int) -> dict:
+    """The run's renders at the held-out cameras, as evaluate_run makes them (for the spread)."""
+    cfg = run.config()
+    rgb, cov = run_renderer(load_system(run, cfg))(heldout_cameras(cfg.camera, views, resolution))
+    return {"rgb": rgb, "coverage": cov}
 
 
 def _round(v):
@@ -110,21 +138,31 @@ def spread(renders: list[dict]) -> dict:
             "rgb_rmse": round(sum(rmse) / len(rmse), 4)}
 
 
-def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print, diagnostics: bool = False) -> dict:
+def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print, diagnostics: bool = False,
+             reuse: bool = False) -> dict:
     """Score every run; runs that share a prompt and method also get their spread. With
-    `diagnostics`, also the shares of CFG (and of ESD's entropy term) in the guidance gradient."""
+    `diagnostics`, also the shares of CFG (and of ESD's entropy term) in the guidance gradient.
+    With `reuse`, a run whose metrics.json still holds (stored_metrics) is not scored again; only
+    its renders are made again, where a spread needs them."""
     rows, groups = [], {}
     for p in paths:
         run = RunDir.open(p)
-        say(f"evaluating {run.path}")
-        metrics, renders = evaluate_run(run, views, resolution)
-        if diagnostics:
+        metrics = stored_metrics(run, views, resolution) if reuse else None
+        if metrics is not None and (not diagnostics or "gradient_shares" in metrics):
+            say(f"kept the metrics of {run.path}")
+            renders = None
+        else:
+            say(f"evaluating {run.path}")
+            metrics, renders = evaluate_run(run, views, resolution)
+        if diagnostics and "gradient_shares" not in metrics:
             metrics["gradient_shares"] = gradient_shares(run)
             write_text(run.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         rows.append((run, metrics))
         groups.setdefault((metrics["prompt"], metrics["method"]), []).append((run, metrics, renders))
     spreads = {}
     for (prompt, method), members in groups.items():
+        if len(members) > 1:
+            members = [(run, m, r if r is not None else heldout_renders(run, views, resolution)) for run, m, r in members]
         s = spread([r for _, _, r in members])
         if s:
             spreads[f"{method}: {prompt}"] = s

@@ -1,5 +1,5 @@
 """A whole mesh run through the CLI, as users start it: a coarse NeRF stage, then the DMTet mesh
-stage, killed with -9 inside the mesh stage and resumed. Marked slow: about two minutes on 2 cores."""
+stage, killed with -9 inside the mesh stage and resumed. Marked slow: about three minutes on 2 cores."""
 import json
 import subprocess
 import sys
@@ -14,13 +14,13 @@ from test_end_to_end import kill_9_at_step
 
 pytestmark = pytest.mark.slow
 
-COARSE_STEPS, MESH_STEPS = 100, 60
+COARSE_STEPS, MESH_STEPS = 100, 150
 
 
 @pytest.fixture(scope="module")
 def mesh_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("mesh") / "mushroom"
-    args = ["generate", "a mushroom", "--representation", "mesh", "--steps", str(MESH_STEPS), "--out", str(run),
+    run = tmp_path_factory.mktemp("mesh") / "duck"
+    args = ["generate", "a rubber duck", "--representation", "mesh", "--steps", str(MESH_STEPS), "--out", str(run),
             f"geometry.mesh.coarse_steps={COARSE_STEPS}", "trainer.checkpoint_every=10", "trainer.val_every=30",
             "export.turntable=false"]
     kill_9_at_step(args, run, 20)  # run.json of the mesh run itself: its step moves in the mesh stage only
@@ -83,12 +83,14 @@ def test_the_mesh_stage_starts_from_its_coarse_field(start_iou):
     assert start == pytest.approx(coarse, abs=0.03)
 
 
-def test_the_mesh_stage_keeps_the_silhouette_it_starts_from(mesh_run, start_iou):
-    """The prior's steps do not crumple the fitted start (a learning rate 10x the recipe's took the
-    duck from IoU 0.72 to 0.52). Not an improvement: on this mushroom, measured 0.806 -> 0.801."""
+def test_the_mesh_stage_improves_the_silhouette_it_starts_from(mesh_run, start_iou):
+    """The prior's steps improve the fitted start (a learning rate 10x the recipe's crumpled it: the
+    demo duck from IoU 0.72 to 0.52). Measured on this duck (a 100-step coarse NeRF): start 0.647,
+    after 60 mesh steps 0.656, after 150 0.669. A 600-step NeRF leaves less to gain (+0.01 in 300
+    steps), and some objects lose a little (docs/evaluation.md: the mushroom 0.818 -> 0.806)."""
     run, _ = mesh_run
     final = json.loads((run / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
-    assert final > start_iou[0] - 0.02
+    assert final > start_iou[0] + 0.01
 
 
 TEXTURE_STEPS = 20

@@ -162,6 +162,26 @@ def test_the_exported_mesh_is_the_surface_itself_closed_and_in_one_piece(tmp_pat
     assert len(tm.faces) < len(f)  # the speck is gone
 
 
+def test_the_export_closes_a_tunnel_the_prior_pierced_and_keeps_the_surface_elsewhere():
+    """A sphere of radius 0.5 on a resolution-24 lattice, pierced by a tunnel one cell wide (what a
+    few sign flips through a thin wall leave): the surface itself has a handle (Euler
+    characteristic 0); the export's, cleaned like every export, has none, and the same area."""
+    cfg = build_config(values={"geometry": {"type": "mesh", "mesh": {"init": "sphere", "resolution": 24}},
+                               "export": {"texture_size": 64}})
+    mesh = Mesh(cfg)
+    with torch.no_grad():
+        axis = mesh.points[:, :2].abs().max(-1).values
+        mesh.sdf[(axis < 0.05) & (mesh.points[:, 2].abs() < 0.6)] = 0.03  # grid spacing 1/12: one lattice column
+        raw = trimesh.Trimesh(*[t.numpy() for t in mesh.surface()], process=True)
+        clean = trimesh.Trimesh(*[t.numpy() for t in mesh.surface(cleaned=True)], process=True)
+    assert raw.is_watertight and raw.euler_number == 0
+    assert clean.is_watertight and clean.is_winding_consistent and clean.euler_number == 2
+    assert clean.area == pytest.approx(4 * math.pi * 0.25, rel=0.03)
+    tm = mesh.to_mesh(cfg.export)
+    welded = trimesh.Trimesh(tm.vertices, tm.faces, process=True)
+    assert welded.is_watertight and welded.euler_number == 2
+
+
 def test_mesh_stage_inputs_fail_in_one_line():
     for values, words in [({"mesh": {"init": "run"}}, "init_path"),
                           ({"mesh": {"init": "run", "init_path": "/nonexistent"}}, "not one")]:

@@ -46,7 +46,7 @@ def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, st
     finished = [str(out) for _, out in planned if run_progress(out).get("status") == "done"]
     if not finished:
         raise UserError(f"no run finished; first failure: {failures[0] if failures else 'none'}")
-    result = evaluate(finished, views=views, say=say)
+    result = evaluate(finished, views=views, say=say, reuse=True)  # a chunk adding seeds scores only the new runs
     rows = result["runs"]
     summary = summarize(rows, methods)
     write_outputs(root, rows, summary, command, failures, objects)

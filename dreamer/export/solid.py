@@ -39,16 +39,18 @@ def ball(radius: int) -> np.ndarray:
 
 
 def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS,
-                handle_fraction: float = HANDLE_FRACTION) -> np.ndarray:
-    """The rule above on a boolean grid."""
+                handle_fraction: float = HANDLE_FRACTION, genus_of=None) -> np.ndarray:
+    """The rule above on a boolean grid. `genus_of(solid)`: the handles of the surface that will be
+    cut from it (default: marching cubes'; marching tetrahedra's joins more diagonal neighbours)."""
+    genus_of = genus_of or genus
     piece = largest_piece(solid)
     best = closed(piece, close_voxels)
-    handles = genus(best)
+    handles = genus_of(best)
     if handles > 0:
         lo, hi = np.argwhere(piece).min(0), np.argwhere(piece).max(0)
         for radius in range(close_voxels + 1, int(handle_fraction * (hi - lo + 1).max()) + 1):
             candidate = closed(piece, radius)
-            fewer = genus(candidate)
+            fewer = genus_of(candidate)
             if fewer < handles:
                 best, handles = candidate, fewer
                 break

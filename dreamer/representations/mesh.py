@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_texture, export_surface, extract_mesh, largest_part, unwrap
+from ..export.solid import clean_solid, surface_field
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
@@ -110,12 +111,33 @@ class Mesh(Representation):
         return {"sdf": [self.sdf], "offsets": [self.offsets], "encoding": list(self.colour.encoding.parameters()),
                 "mlp": list(self.colour.colour_mlp.parameters())}
 
-    def surface(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def surface(self, cleaned: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(vertices, faces) of the zero level set. Grid points on the boundary always count as
-        outside, so the surface is closed even where the solid reaches the grid's edge."""
+        outside, so the surface is closed even where the solid reaches the grid's edge. `cleaned`:
+        with the export's artefact rule applied to the signs (cleaned_sdf)."""
         sdf = torch.where(self.boundary, self.sdf.abs().clamp_min(1e-4), self.sdf)
+        if cleaned:
+            sdf = self.cleaned_sdf(sdf)
         positions = deformed(self.points, self.offsets, self.res, self.radius)
         return marching_tetrahedra(positions, sdf, self.tets, lattice=self.points)
+
+    @torch.no_grad()
+    def cleaned_sdf(self, sdf: torch.Tensor) -> torch.Tensor:
+        """The signed distances with dreamer/export/solid.py's rule applied to their signs, as every
+        export applies it to a field: specks go, cavities fill, tunnels close. The prior's steps can
+        pierce a thin wall between two lattice points (a mesh-stage duck came out with two handles);
+        the distances elsewhere are kept, so the surface keeps its place."""
+        n = self.res + 1
+        values = sdf.detach().cpu().double().numpy()
+        lattice, tets = self.points.cpu(), self.tets.cpu()
+
+        def handles(solid: np.ndarray) -> int:
+            signs = torch.from_numpy(np.where(solid.reshape(-1), -1.0, 1.0)).float()
+            vertices, faces = marching_tetrahedra(lattice, signs, tets)
+            return max(0, (2 - trimesh.Trimesh(vertices.numpy(), faces.numpy(), process=True).euler_number) // 2)
+        solid = clean_solid((values < 0).reshape(n, n, n), genus_of=handles).reshape(-1)
+        solid &= ~self.boundary.cpu().numpy()  # the grid's edge stays outside: the surface stays closed
+        return torch.from_numpy(-surface_field(-values, 0.0, solid)).to(sdf)  # surface_field: inside > 0
 
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         vertices, faces = self.surface()
@@ -146,7 +168,7 @@ class Mesh(Representation):
     def to_mesh(self, export_cfg) -> TexturedMesh:
         """The optimized surface itself: its largest closed piece (specks the prior left go), decimated
         to export.faces when above it, UV-unwrapped, with the colour field baked into the texture."""
-        vertices, faces = self.surface()
+        vertices, faces = self.surface(cleaned=True)
         if len(faces) == 0:
             raise UserError("the mesh stage's surface is empty (every signed distance is positive); "
                             "resume from an earlier checkpoint or lower the learning rates")
