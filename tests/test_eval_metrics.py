@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -173,8 +175,18 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     assert summary.count("| method | rubber duck |") == 6  # one table per BY_OBJECT metric
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
-    assert main(argv) == 0  # everything done: nothing reruns
-    assert "2 jobs, 2 already done" in capsys.readouterr().err
+    assert main(argv) == 0  # everything done: nothing reruns, and nothing is scored again
+    said = capsys.readouterr()
+    assert "2 jobs, 2 already done" in said.err and (said.out + said.err).count("kept the metrics of") == 2
+    again = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [(r["silhouette_iou"], r["janus_score"]) for r in again] == [(r["silhouette_iou"], r["janus_score"]) for r in rows]
+    assert json.loads((Path(rows[0]["run"]) / "metrics.json").read_text())["spread"] == m["spread"]
+    # a run that changed after it was scored (here: its checkpoint) is scored again, the other is not
+    later = time.time() + 5
+    os.utime(Path(rows[0]["run"]) / "checkpoints" / "last.ckpt", (later, later))
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("kept the metrics of") == 1 and (said.out + said.err).count("evaluating ") == 1
 
 
 def test_eval_diagnostics_measures_the_gradient_shares_of_a_run(tmp_path, capsys):
