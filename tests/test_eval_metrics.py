@@ -147,8 +147,9 @@ def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(
 
 
 def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, capsys):
-    """Two seeds of SDS on the duck, two at a time: each run scored (metrics in range, the spread of
-    the two seeds), the tables written, and a second call reruns nothing."""
+    """Two seeds of SDS on the duck, two at a time: each run scored by its worker (metrics in range,
+    the spread of the two seeds), the tables written, a second call reruns and rescores nothing, a
+    third rescores only the run that changed."""
     import csv
     import json
 
@@ -158,6 +159,8 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     argv = ["bench", "quality", "--methods", "sds", "--objects", "rubber duck", "--seeds", "0,1",
             "--run-steps", "5", "--jobs", "2", "--out", str(tmp_path), *small]
     assert main(argv) == 0, capsys.readouterr().err
+    said = capsys.readouterr()  # the workers scored their runs: the bench keeps those scores
+    assert (said.out + said.err).count("kept the metrics of") == 2 and "evaluating " not in said.out + said.err
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert sorted((r["method"], r["seed"]) for r in rows) == [("sds", "0"), ("sds", "1")]
     for r in rows:

@@ -17,8 +17,10 @@ from .jobs import job_config
 def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
     """Make the job's run folder at `out`, continue it if it was started, skip it if it is done.
     `threads`: torch's intra-op threads for this job (the pool divides the cores; not a config key,
-    so a job's config.yaml is the same whichever pool ran it). Returns its outcome: status (done or
-    failed) and error (one line)."""
+    so a job's config.yaml is the same whichever pool ran it). With `evaluate_views` in the spec
+    (`dreamer bench quality`), a finished run is also scored here (its metrics.json), so the scoring
+    runs in the pool's workers side by side instead of one after another at the end. Returns its
+    outcome: status (done or failed) and error (one line)."""
     import torch  # start-up: torch loads only once a job runs
 
     from .. import pipeline  # start-up: likewise
@@ -30,11 +32,21 @@ def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
             pipeline.generate(job_config(spec), out, progress=False)
         elif status != "done":
             pipeline.resume(out, progress=False)
+        if spec.get("evaluate_views"):
+            _score(Path(out), int(spec["evaluate_views"]))
     except UserError as exc:
         return {"status": "failed", "error": first_line(exc, 300)}
     except Exception as exc:  # noqa: BLE001 - a job's failure is reported, never raised into the batch
         return {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc, 300)}"}
     return {"status": "done", "error": None}
+
+
+def _score(out: Path, views: int) -> None:
+    from ..evaluation import evaluate_run, stored_metrics  # start-up: only bench jobs score
+    from ..runs import RunDir
+    run = RunDir.open(out)
+    if stored_metrics(run, views, 64) is None:
+        evaluate_run(run, views)
 
 
 def main(argv: list[str]) -> int:

@@ -39,14 +39,16 @@ def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, st
     root = Path(root).resolve()
     shared = ["export.turntable=false"] + list(overrides or [])
     # Seed-major: a benchmark stopped half-way has every method on every object once.
-    planned = [({"prompt": f"a {o}", "method": m, "seed": s, "steps": steps, "overrides": shared},
+    planned = [({"prompt": f"a {o}", "method": m, "seed": s, "steps": steps, "overrides": shared, "evaluate_views": views},
                 run_path(root, m, o, s)) for s in seeds for o in objects for m in methods]
     outcomes, _ = run_planned(planned, pool or LocalPool(1), say)
     failures = [f"{out}: {o['error']}" for out, o in outcomes.items() if o["status"] != "done"]
     finished = [str(out) for _, out in planned if run_progress(out).get("status") == "done"]
     if not finished:
         raise UserError(f"no run finished; first failure: {failures[0] if failures else 'none'}")
-    result = evaluate(finished, views=views, say=say, reuse=True)  # a chunk adding seeds scores only the new runs
+    # the workers scored their runs; this keeps those scores and makes the spreads (and scores any run
+    # a worker could not, or one scored before it last changed)
+    result = evaluate(finished, views=views, say=say, reuse=True)
     rows = result["runs"]
     summary = summarize(rows, methods)
     write_outputs(root, rows, summary, command, failures, objects)
