@@ -105,6 +105,7 @@ class PriorConfig:
     posterior_resolution: Int(1, 64) = 8  # toy, realistic world: the references are weighed on an R x R view of x_t
     posterior_temperature: Float(1, 1e6) = 64.0  # toy, realistic world: the weighing assumes sqrt(T) times the noise
     front_lean: Float(0, 10) = 1.5  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group
+    view_blind: Float(0, 1) = 0.0  # toy, realistic world: this share of the denoised image is the prompt's mean reference, whatever x_t
     # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
     revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N

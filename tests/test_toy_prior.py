@@ -194,3 +194,20 @@ def test_the_realistic_world_leans_to_the_front_within_each_group(small_catalogu
     assert torch.allclose(w[j] / w[i], torch.exp(1.5 * (cos[j] - cos[i])))
     exact = ToyPrior(small_catalogue, refs_per_object=48, front_lean=1.5)  # the exact world ignores it
     assert torch.equal(exact.log_weights("a rubber duck, back view"), small_prior.log_weights("a rubber duck, back view"))
+
+
+def test_a_view_blind_share_of_the_estimate_is_the_prompts_mean_reference(small_catalogue):
+    """view_blind b: the denoised image is (1 - b) of the realistic world's plus b of the prompt's
+    mean reference (weights softmax(log w)), whatever x_t shows; b = 0 is the realistic world."""
+    from dreamer.toy.prior import ToyPrior
+    make = lambda b: ToyPrior(small_catalogue, refs_per_object=48, world="realistic", front_lean=1.5, view_blind=b)  # noqa: E731
+    base, half, blind = make(0.0), make(0.5), make(1.0)
+    g = torch.Generator().manual_seed(5)
+    x_t = torch.randn((2, 3, 64, 64), generator=g)
+    t, emb = torch.tensor([250, 700]), base.embed(["a snowman, back view", "a rubber duck"])
+    mean = (torch.softmax(emb.double(), -1) @ base.refs.images.double().reshape(len(base.refs.images), -1)).reshape(2, 3, 64, 64)
+    assert torch.allclose(blind.denoise(x_t, t, emb).double(), mean, atol=1e-5)
+    assert torch.allclose(blind.denoise(torch.zeros_like(x_t), t, emb), blind.denoise(x_t, t, emb))  # x_t ignored
+    assert torch.allclose(half.denoise(x_t, t, emb).double(), 0.5 * base.denoise(x_t, t, emb).double() + 0.5 * mean, atol=1e-5)
+    exact = ToyPrior(small_catalogue, refs_per_object=48, view_blind=1.0)  # the exact world ignores it
+    assert exact.view_blind == 0.0

@@ -22,6 +22,10 @@ Two worlds (prior.world):
   weighs (the object's, or those with and without the asked view label), reference i's weight
   is proportional to exp(front_lean * cos(azimuth_i)).
 
+  With view_blind = b > 0 (realistic world only), the weights are (1 - b) r + b softmax(log w):
+  a share b of the estimate is the prompt's mean reference whatever x_t shows, as an under-fit
+  model regresses to the mean; with the front lean that mean shows the front, from every side.
+
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
 moves `view_fidelity` of that object's mass onto references with the matching label, and the
 empty prompt is the uniform mixture over objects.
@@ -46,7 +50,7 @@ class ToyPrior(Prior):
     def __init__(self, catalogue: Catalogue | None = None, resolution: int = 64,
                  refs_per_object: int = 200, view_fidelity: float | str = 0.7, progress=None,
                  chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
-                 posterior_temperature: float = 64.0, front_lean: float = 0.0):
+                 posterior_temperature: float = 64.0, front_lean: float = 0.0, view_blind: float = 0.0):
         self.catalogue = catalogue or Catalogue()
         if view_fidelity == "auto":  # real priors follow view words loosely
             view_fidelity = 0.3 if world == "realistic" else 0.7
@@ -65,6 +69,7 @@ class ToyPrior(Prior):
         self._lean = torch.exp(lean * torch.cos(torch.deg2rad(self.refs.azimuth.double())))
         self.weighing_resolution = resolution if world == "exact" else posterior_resolution
         self.temperature = 1.0 if world == "exact" else float(posterior_temperature)
+        self.view_blind = float(view_blind) if world == "realistic" else 0.0
         coarse = self.weighing_resolution != resolution
         self._weighed_refs = self.coarse(self.refs.images.double()) if coarse else self._refs64  # no copy
         self._sq_norms = (self._weighed_refs ** 2).sum(-1)
@@ -138,6 +143,8 @@ class ToyPrior(Prior):
         outs = []
         for i in range(0, x_t.shape[0], self.chunk):
             r = self.posterior(x_t[i:i + self.chunk], t[i:i + self.chunk], emb[i:i + self.chunk])
+            if self.view_blind:  # a share of the estimate ignores x_t: the prompt's mean reference
+                r = (1 - self.view_blind) * r + self.view_blind * torch.softmax(emb[i:i + self.chunk].double().cpu(), -1)
             outs.append(r @ self._refs64)
         return torch.cat(outs).reshape(x_t.shape).to(x_t)
 
