@@ -315,6 +315,9 @@ def test_a_short_edge_that_can_collapse_is_collapsed_and_close_pieces_stay_apart
     assert len(close_pairs(spaced.vertices, tol)) == 0
     assert len(spaced.faces) == len(both.faces) - 2 and spaced.is_watertight
     assert len(spaced.split(only_watertight=False)) == 2 and spaced.euler_number == 4
+    from scipy.spatial import cKDTree
+    assert cKDTree(both.vertices).query(spaced.vertices)[0].max() <= tol  # every vertex stays where it was, within tol
+    assert len(spaced.vertices) == len(both.vertices) - 1  # the merged vertex is gone, not left behind
     welded = weld_by_distance(spaced, tol)
     assert welded.is_watertight and len(np.unique(welded.faces)) == len(spaced.vertices)  # nothing merged
     # welded as it was, the split point merges and the two spheres share one (pinched) vertex

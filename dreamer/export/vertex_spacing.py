@@ -91,6 +91,10 @@ def spaced_vertices(mesh: trimesh.Trimesh, tol: float, rounds: int = 8) -> trime
                 gone.add(b)
             else:
                 _push_apart(vertices, a, b, tol)
-    spaced = trimesh.Trimesh(vertices, faces, process=False)
-    spaced.remove_unreferenced_vertices()
-    return spaced
+        vertices, faces = _referenced(vertices, faces)  # a merged vertex must not pair up in the next pass
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+def _referenced(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    used, faces = np.unique(faces, return_inverse=True)
+    return vertices[used], faces.reshape(-1, 3)
