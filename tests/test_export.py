@@ -7,7 +7,7 @@ from conftest import validate_gltf
 from dreamer.errors import UserError
 from dreamer.export.mesh import decimate, extract_mesh, textured_mesh_from_field
 from dreamer.export.placement import placement
-from dreamer.export.solid import clean_solid
+from dreamer.export.solid import clean_solid, closed, genus, plug_handles
 from dreamer.export.usdz import write_usdz
 from dreamer.export.vertex_spacing import close_pairs, spaced_vertices
 from dreamer.export.writers import ROUGHNESS, write_glb, write_obj
@@ -329,3 +329,18 @@ def test_an_exported_field_keeps_its_vertices_apart(ball_mesh):
     copies of one vertex share their position exactly)."""
     positions = np.unique(ball_mesh.vertices, axis=0)
     assert len(close_pairs(positions, 1e-4 * np.ptp(positions, axis=0).max() * 0.999)) == 0
+
+
+def test_plugging_a_handle_fills_the_tunnel_and_leaves_a_notch_of_the_same_width():
+    """A block pierced by a tunnel 2 voxels wide, with a notch as wide in its top: plug_handles
+    fills the tunnel only (genus 1 -> 0); a closing of the same radius would fill the notch too."""
+    solid = np.zeros((24, 24, 24), bool)
+    solid[4:20, 4:20, 4:20] = True
+    solid[11:13, 11:13, 4:20] = False  # the tunnel, through the block along z
+    solid[11:13, 17:20, 6:10] = False  # the notch, from the top face (y = 19) down
+    assert genus(solid) == 1
+    plugged = plug_handles(solid, genus, max_radius=3)
+    assert genus(plugged) == 0 and not (solid & ~plugged).any()
+    assert not plugged[11:13, 17:20, 6:10].any()  # the notch stays open
+    assert plugged[11:13, 11:13, 4:20].sum() < 2 * 2 * 16  # the tunnel is plugged, not necessarily filled end to end
+    assert closed(solid, 2)[11:13, 17:19, 6:10].all()  # the closing would have filled the notch (all but its mouth)

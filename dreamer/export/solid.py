@@ -57,6 +57,29 @@ def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS,
     return best
 
 
+def plug_handles(solid: np.ndarray, genus_of, max_radius: int) -> np.ndarray:
+    """The largest piece, cavities filled, then its handles plugged one at a time: of the voxels a
+    closing with a ball of radius 1, 2, ... max_radius would add, only the connected blobs that
+    lower the genus are added (smallest first). Unlike clean_solid's closing, which fills every
+    concavity of that size too, this leaves the rest of the surface where it is: on a coarse
+    lattice (a toy car 13 cells wide) a radius-2 closing grew the solid by 17%."""
+    piece = closed(solid, 0)
+    handles = genus_of(piece)
+    for radius in range(1, max_radius + 1):
+        if handles == 0:
+            break
+        blobs, count = ndimage.label(closed(piece, radius) & ~piece)
+        sizes = np.bincount(blobs.ravel())[1:]
+        for blob in 1 + np.argsort(sizes, kind="stable"):
+            candidate = piece | (blobs == blob)
+            fewer = genus_of(candidate)
+            if fewer < handles:
+                piece, handles = candidate, fewer
+                if handles == 0:
+                    break
+    return piece
+
+
 def closed(solid: np.ndarray, radius: int) -> np.ndarray:
     """Closing with a ball (on a padded grid, so it never meets the edge), cavities filled, largest piece."""
     if radius > 0:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_texture, export_surface, extract_mesh, largest_part, unwrap
-from ..export.solid import clean_solid, surface_field
+from ..export.solid import HANDLE_FRACTION, plug_handles, surface_field
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
@@ -123,10 +123,11 @@ class Mesh(Representation):
 
     @torch.no_grad()
     def cleaned_sdf(self, sdf: torch.Tensor) -> torch.Tensor:
-        """The signed distances with dreamer/export/solid.py's rule applied to their signs, as every
-        export applies it to a field: specks go, cavities fill, tunnels close. The prior's steps can
-        pierce a thin wall between two lattice points (a mesh-stage duck came out with two handles);
-        the distances elsewhere are kept, so the surface keeps its place."""
+        """The signed distances with their signs cleaned: specks go, cavities fill, and handles
+        narrower than HANDLE_FRACTION of the object are plugged, each by the smallest blob that
+        removes it (plug_handles). The prior's steps can pierce a thin wall between two lattice
+        points (a mesh-stage duck came out with two handles, a toy car with nine); the distances
+        elsewhere are kept, so the surface keeps its place."""
         n = self.res + 1
         values = sdf.detach().cpu().double().numpy()
         lattice, tets = self.points.cpu(), self.tets.cpu()
@@ -135,7 +136,9 @@ class Mesh(Representation):
             signs = torch.from_numpy(np.where(solid.reshape(-1), -1.0, 1.0)).float()
             vertices, faces = marching_tetrahedra(lattice, signs, tets)
             return max(0, (2 - trimesh.Trimesh(vertices.numpy(), faces.numpy(), process=True).euler_number) // 2)
-        solid = clean_solid((values < 0).reshape(n, n, n), genus_of=handles).reshape(-1)
+        solid = (values < 0).reshape(n, n, n)
+        extent = int((np.ptp(np.argwhere(solid), 0) + 1).max()) if solid.any() else 1
+        solid = plug_handles(solid, handles, max(1, int(HANDLE_FRACTION * extent))).reshape(-1)
         solid &= ~self.boundary.cpu().numpy()  # the grid's edge stays outside: the surface stays closed
         return torch.from_numpy(-surface_field(-values, 0.0, solid)).to(sdf)  # surface_field: inside > 0
 
