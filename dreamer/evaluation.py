@@ -147,10 +147,9 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print,
     rows, groups = [], {}
     for p in paths:
         run = RunDir.open(p)
-        metrics = stored_metrics(run, views, resolution) if reuse else None
-        if metrics is not None and (not diagnostics or "gradient_shares" in metrics):
+        metrics, renders = stored_metrics(run, views, resolution) if reuse else None, None
+        if metrics is not None:
             say(f"kept the metrics of {run.path}")
-            renders = None
         else:
             say(f"evaluating {run.path}")
             metrics, renders = evaluate_run(run, views, resolution)

@@ -339,7 +339,7 @@ def test_plugging_a_handle_fills_the_tunnel_and_leaves_a_notch_of_the_same_width
     solid[11:13, 11:13, 4:20] = False  # the tunnel, through the block along z
     solid[11:13, 17:20, 6:10] = False  # the notch, from the top face (y = 19) down
     assert genus(solid) == 1
-    plugged = plug_handles(solid, genus, max_radius=3)
+    plugged = plug_handles(solid, genus, handle_fraction=0.2)  # radii up to 3 on this 16-voxel block
     assert genus(plugged) == 0 and not (solid & ~plugged).any()
     assert not plugged[11:13, 17:20, 6:10].any()  # the notch stays open
     assert plugged[11:13, 11:13, 4:20].sum() < 2 * 2 * 16  # the tunnel is plugged, not necessarily filled end to end

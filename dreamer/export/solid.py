@@ -10,8 +10,9 @@ isosurface level):
    to HANDLE_FRACTION of the object's largest extent, and keep the first radius that leaves fewer
    handles. A tunnel narrower than about 30% of the object is taken for an artefact of the field;
    a wider hole (a donut's, 36%) is the shape and stays. (The limit was 20% until a demo duck that
-   differed only by rounding came with a tunnel that needed a closing of 11% of its extent.) A real hole narrower than that (the toy mug's
-   handle, about 3 voxels at 128³) is closed too: no size rule tells it from an artefact.
+   differed only by rounding came with a tunnel that needed a closing of 11% of its extent.) A real
+   hole narrower than that (the toy mug's handle, about 3 voxels at 128³) is closed too: no size
+   rule tells it from an artefact.
 Face connectivity (not edge or corner) is what marching cubes needs to give one manifold surface.
 """
 from __future__ import annotations
@@ -39,36 +40,38 @@ def ball(radius: int) -> np.ndarray:
 
 
 def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS,
-                handle_fraction: float = HANDLE_FRACTION, genus_of=None) -> np.ndarray:
-    """The rule above on a boolean grid. `genus_of(solid)`: the handles of the surface that will be
-    cut from it (default: marching cubes'; marching tetrahedra's joins more diagonal neighbours)."""
-    genus_of = genus_of or genus
+                handle_fraction: float = HANDLE_FRACTION) -> np.ndarray:
+    """The rule above on a boolean grid."""
     piece = largest_piece(solid)
     best = closed(piece, close_voxels)
-    handles = genus_of(best)
+    handles = genus(best)
     if handles > 0:
         lo, hi = np.argwhere(piece).min(0), np.argwhere(piece).max(0)
         for radius in range(close_voxels + 1, int(handle_fraction * (hi - lo + 1).max()) + 1):
             candidate = closed(piece, radius)
-            fewer = genus_of(candidate)
+            fewer = genus(candidate)
             if fewer < handles:
                 best, handles = candidate, fewer
                 break
     return best
 
 
-def plug_handles(solid: np.ndarray, genus_of, max_radius: int) -> np.ndarray:
+def plug_handles(solid: np.ndarray, genus_of, handle_fraction: float = HANDLE_FRACTION) -> np.ndarray:
     """The largest piece, cavities filled, then its handles plugged one at a time: of the voxels a
-    closing with a ball of radius 1, 2, ... max_radius would add, only the connected blobs that
-    lower the genus are added (smallest first). Unlike clean_solid's closing, which fills every
-    concavity of that size too, this leaves the rest of the surface where it is: on a coarse
-    lattice (a toy car 13 cells wide) a radius-2 closing grew the solid by 17%."""
+    closing with a ball of radius 1, 2, ... (up to handle_fraction of the object's extent) would
+    add, only the connected blobs that lower the genus (`genus_of(solid)`) are added, smallest
+    first. Unlike clean_solid's closing, which fills every concavity of that size too, this leaves
+    the rest of the surface where it is: on a coarse lattice (a toy car 13 cells wide) a radius-2
+    closing grew the solid by 17%."""
     piece = closed(solid, 0)
+    if not piece.any():
+        return piece
     handles = genus_of(piece)
-    for radius in range(1, max_radius + 1):
+    extent = int((np.ptp(np.argwhere(piece), 0) + 1).max())
+    for radius in range(1, max(1, int(handle_fraction * extent)) + 1):
         if handles == 0:
             break
-        blobs, count = ndimage.label(closed(piece, radius) & ~piece)
+        blobs, _ = ndimage.label(closed(piece, radius) & ~piece)
         sizes = np.bincount(blobs.ravel())[1:]
         for blob in 1 + np.argsort(sizes, kind="stable"):
             candidate = piece | (blobs == blob)
@@ -90,9 +93,14 @@ def closed(solid: np.ndarray, radius: int) -> np.ndarray:
 
 
 def genus(solid: np.ndarray) -> int:
-    """Handles of a one-piece solid without cavities, from its marching-cubes surface (Euler characteristic 2 - 2g)."""
+    """Handles of a one-piece solid without cavities, from its marching-cubes surface."""
     verts, faces = mcubes.marching_cubes(np.pad(solid.astype(np.float32), 1), 0.5)
-    return max(0, (2 - trimesh.Trimesh(verts, faces, process=True).euler_number) // 2)
+    return surface_genus(verts, faces)
+
+
+def surface_genus(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """Handles of a closed one-piece surface (Euler characteristic 2 - 2g), vertices welded first."""
+    return max(0, (2 - trimesh.Trimesh(vertices, faces, process=True).euler_number) // 2)
 
 
 def surface_field(values: np.ndarray, level: float, solid: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_texture, export_surface, extract_mesh, largest_part, unwrap
-from ..export.solid import HANDLE_FRACTION, plug_handles, surface_field
+from ..export.solid import plug_handles, surface_field, surface_genus
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
@@ -132,13 +132,11 @@ class Mesh(Representation):
         values = sdf.detach().cpu().double().numpy()
         lattice, tets = self.points.cpu(), self.tets.cpu()
 
-        def handles(solid: np.ndarray) -> int:
+        def handles(solid: np.ndarray) -> int:  # on marching tetrahedra's own surface
             signs = torch.from_numpy(np.where(solid.reshape(-1), -1.0, 1.0)).float()
             vertices, faces = marching_tetrahedra(lattice, signs, tets)
-            return max(0, (2 - trimesh.Trimesh(vertices.numpy(), faces.numpy(), process=True).euler_number) // 2)
-        solid = (values < 0).reshape(n, n, n)
-        extent = int((np.ptp(np.argwhere(solid), 0) + 1).max()) if solid.any() else 1
-        solid = plug_handles(solid, handles, max(1, int(HANDLE_FRACTION * extent))).reshape(-1)
+            return surface_genus(vertices.numpy(), faces.numpy())
+        solid = plug_handles((values < 0).reshape(n, n, n), handles).reshape(-1)
         solid &= ~self.boundary.cpu().numpy()  # the grid's edge stays outside: the surface stays closed
         return torch.from_numpy(-surface_field(-values, 0.0, solid)).to(sdf)  # surface_field: inside > 0
 
