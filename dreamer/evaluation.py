@@ -1,7 +1,7 @@
 """`dreamer eval`: score finished toy-prior runs against the toy world's ground truth.
 
-Per run (metrics.json in its folder): silhouette IoU, PSNR and saturation ratio at `views`
-held-out cameras with uniform azimuths, the Chamfer distance of the exported mesh to the true
+Per run (metrics.json in its folder): silhouette IoU, PSNR, saturation and sharpness ratios at
+`views` held-out cameras with uniform azimuths, the Chamfer distance of the exported mesh to the true
 mesh, and the Janus score for objects with a distinct front. Across runs of one prompt: the spread
 between their results (pairwise silhouette disagreement 1 - IoU and RGB RMSE at the same views).
 """
@@ -33,7 +33,7 @@ from .toy.catalogue import toy_object
 WHITE = torch.ones(3)
 # Raise when a metric's definition changes: `bench quality` reuses a run's metrics.json only when
 # it was written by this version, at the same views and resolution, after the run last changed.
-EVAL_VERSION = 2
+EVAL_VERSION = 3  # 3: sharpness added
 
 
 def run_renderer(system):
@@ -173,13 +173,14 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print,
 
 def table(result: dict) -> str:
     fmt = lambda v, f: "-" if v is None else format(v, f)
-    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | export IoU | Janus | saturation (truth) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | export IoU | Janus | saturation (truth) | sharpness (truth) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
         lines.append(f"| {Path(r['run']).name} | {r['object']} | {r['method']} | {r['seed']} | {r['silhouette_iou']:.3f} | "
                      f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r.get('export_silhouette_iou'), '.3f')} | "
                      f"{fmt(r['janus_score'], '+.2f')} | "
-                     f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) |")
+                     f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) | "
+                     f"{fmt(r.get('sharpness'), '.3f')} ({fmt(r.get('sharpness_truth'), '.3f')}) |")
     for r in result["runs"]:
         if "gradient_shares" in r:
             lines.append("\n" + shares_table(Path(r["run"]).name, r["gradient_shares"]))

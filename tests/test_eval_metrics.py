@@ -20,6 +20,7 @@ from dreamer.eval.metrics import (
     object_renderer,
     psnr,
     saturation,
+    sharpness,
     silhouette_iou,
 )
 from dreamer.toy.catalogue import Part, ToyObject, builtin_objects
@@ -63,6 +64,7 @@ def test_the_truth_scores_itself_perfectly():
                         torch.full((4,), 40.0), 48, 48)
     m = image_metrics(object_renderer(DUCK), object_renderer(DUCK), cams)
     assert m["silhouette_iou"] == 1.0 and math.isinf(m["psnr"]) and m["saturation_ratio"] == pytest.approx(1.0)
+    assert m["sharpness_ratio"] == pytest.approx(1.0) and m["sharpness"] > 0
     mesh = true_mesh(DUCK, resolution=64)
     assert chamfer(mesh, mesh) == 0.0
     shifted = mesh.copy()
@@ -99,6 +101,29 @@ def test_psnr_and_saturation_closed_forms():
     pixels = torch.stack([red, grey]).reshape(1, 1, 2, 3)
     assert saturation(pixels, torch.ones(1, 1, 2)) == pytest.approx(0.5)
     assert saturation(pixels, torch.tensor([[[1.0, 0.0]]])) == pytest.approx(1.0)
+
+
+def test_sharpness_closed_form_and_what_lowers_it():
+    """A luminance ramp of slope a across x: each of the H(W-1) horizontal pairs differs by a, the
+    (H-1)W vertical pairs by 0, so the RMS is a sqrt(H(W-1) / (H(W-1) + (H-1)W))."""
+    h, w, a = 6, 9, 0.05
+    ramp = (torch.arange(w) * a).expand(1, h, w)[..., None].expand(1, h, w, 3).clone()
+    full = torch.ones(1, h, w)
+    expected = a * math.sqrt(h * (w - 1) / (h * (w - 1) + (h - 1) * w))
+    assert sharpness(ramp, full) == pytest.approx(expected, rel=1e-5)
+    # only pairs inside the opaque core count: the silhouette's edge is IoU's business
+    edge = torch.zeros(1, h, w)
+    edge[..., :, :3] = 1.0  # three covered columns: two horizontal pairs per row, and the vertical ones
+    pairs_x, pairs_y = h * 2, (h - 1) * 3
+    assert sharpness(ramp, edge) == pytest.approx(a * math.sqrt(pairs_x / (pairs_x + pairs_y)), rel=1e-5)
+    assert sharpness(ramp, torch.zeros(1, h, w)) == 0.0
+    # the duck's own renders: a blurred copy has less interior detail, a flat colour none
+    cams = make_cameras(torch.full((2,), 15.0), torch.tensor([0.0, 90.0]), torch.full((2,), 2.0),
+                        torch.full((2,), 40.0), 64, 64)
+    rgb, cov = object_renderer(DUCK)(cams)
+    blurred = torch.nn.functional.avg_pool2d(rgb.permute(0, 3, 1, 2), 5, 1, 2, count_include_pad=False)
+    assert sharpness(blurred.permute(0, 2, 3, 1), cov) < 0.7 * sharpness(rgb, cov)
+    assert sharpness(torch.full_like(rgb, 0.5), cov) == 0.0
 
 
 def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
@@ -175,7 +200,9 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     # The method x object tables: the duck's cell is the mean of the two seeds' values.
     janus = [line for line in summary.split("### Janus score")[1].splitlines() if line.startswith("| sds |")][0]
     assert janus.split("|")[2].strip() == f"{sum(float(r['janus_score']) for r in rows) / 2:+.2f}"
-    assert summary.count("| method | rubber duck |") == 6  # one table per BY_OBJECT metric
+    sharp = [line for line in summary.split("### Sharpness ratio")[1].splitlines() if line.startswith("| sds |")][0]
+    assert sharp.split("|")[2].strip() == f"{sum(float(r['sharpness_ratio']) for r in rows) / 2:.2f}"
+    assert summary.count("| method | rubber duck |") == 7  # one table per BY_OBJECT metric
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(argv) == 0  # everything done: nothing reruns, and nothing is scored again

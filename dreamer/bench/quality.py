@@ -25,7 +25,8 @@ from ..evaluation import evaluate
 from ..runs import run_progress, slugify
 
 METRICS = [("silhouette_iou", "IoU", ".3f"), ("psnr", "PSNR (dB)", ".2f"), ("chamfer", "Chamfer", ".4f"),
-           ("janus_score", "Janus", "+.2f"), ("saturation_ratio", "saturation", ".2f")]
+           ("janus_score", "Janus", "+.2f"), ("saturation_ratio", "saturation", ".2f"),
+           ("sharpness_ratio", "sharpness", ".2f")]
 
 
 def run_path(root: Path, method: str, obj: str, seed: int) -> Path:
@@ -88,6 +89,7 @@ def markdown(summary: list[dict], command: str) -> str:
 # disagreement and "seed_rmse" its RGB RMSE, the same value in every run of a (method, object).
 BY_OBJECT = [("janus_score", "Janus score", "+.2f"), ("saturation_ratio", "Saturation ratio", ".2f"),
              ("saturation_core", "Saturation of the opaque core (opacity > 0.95)", ".3f"),
+             ("sharpness_ratio", "Sharpness ratio (interior detail against the truth's)", ".2f"),
              ("silhouette_iou", "Silhouette IoU", ".3f"), ("seed_spread", "Seed spread (1 - IoU between seeds)", ".3f"),
              ("seed_rmse", "Seed spread (RGB RMSE between seeds)", ".3f")]
 
@@ -122,7 +124,7 @@ def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Pa
 def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str],
                   objects: list[str] | None = None) -> None:
     fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS] + \
-        ["saturation", "saturation_truth", "saturation_core"]
+        ["saturation", "saturation_truth", "saturation_core", "sharpness", "sharpness_truth"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()

@@ -35,6 +35,22 @@ def saturation(rgb: torch.Tensor, coverage: torch.Tensor, threshold: float = 0.5
     return float(s[mask].mean()) if mask.any() else 0.0
 
 
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights
+
+
+def sharpness(rgb: torch.Tensor, coverage: torch.Tensor, core: float = 0.95) -> float:
+    """Interior detail: the RMS luminance difference between neighbouring pixels (right and down)
+    where both lie in the opaque core (coverage > `core`). The silhouette's edge is left out, as IoU
+    scores it; a blur lowers the figure, and so does a flat colour, while speckle noise raises it,
+    so read it with PSNR."""
+    lum = rgb.float() @ torch.tensor(LUMA)
+    inside = coverage > core
+    dx, in_x = lum[..., :, 1:] - lum[..., :, :-1], inside[..., :, 1:] & inside[..., :, :-1]
+    dy, in_y = lum[..., 1:, :] - lum[..., :-1, :], inside[..., 1:, :] & inside[..., :-1, :]
+    squares = torch.cat([dx[in_x] ** 2, dy[in_y] ** 2])
+    return float(squares.mean().sqrt()) if squares.numel() else 0.0
+
+
 def heldout_cameras(camera_cfg, n_views: int = 8, resolution: int = 64):
     """Uniform azimuths, offset by half a step from 0 so no view coincides with the preview views."""
     return orbit(n_views, camera_cfg.eval_elevation, camera_cfg.eval_distance, camera_cfg.eval_fovy,
@@ -54,8 +70,8 @@ def object_renderer(obj, supersample: int = 2):
 
 
 def image_metrics(render_fn, truth_fn, cams) -> dict:
-    """Silhouette IoU, PSNR and saturation (of the covered pixels, relative to the truth, and of the
-    opaque core alone), at `cams`."""
+    """Silhouette IoU, PSNR, saturation (of the covered pixels, relative to the truth, and of the
+    opaque core alone) and interior sharpness (relative to the truth), at `cams`."""
     rgb, cov = render_fn(cams)
     t_rgb, t_cov = truth_fn(cams)
     sat, t_sat = saturation(rgb, cov), saturation(t_rgb, t_cov)
@@ -64,4 +80,9 @@ def image_metrics(render_fn, truth_fn, cams) -> dict:
     # over-saturation: large guidance scales push colour inside the object.
     return {"silhouette_iou": silhouette_iou(cov, t_cov), "psnr": psnr(rgb, t_rgb),
             "saturation": sat, "saturation_truth": t_sat, "saturation_ratio": sat / max(t_sat, 1e-8),
-            "saturation_core": saturation(rgb, cov, 0.95)}
+            "saturation_core": saturation(rgb, cov, 0.95), **_sharpness(rgb, cov, t_rgb, t_cov)}
+
+
+def _sharpness(rgb, cov, t_rgb, t_cov) -> dict:
+    sharp, t_sharp = sharpness(rgb, cov), sharpness(t_rgb, t_cov)
+    return {"sharpness": sharp, "sharpness_truth": t_sharp, "sharpness_ratio": sharp / max(t_sharp, 1e-8)}
