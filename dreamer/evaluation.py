@@ -33,7 +33,7 @@ from .toy.catalogue import toy_object
 WHITE = torch.ones(3)
 # Raise when a metric's definition changes: `bench quality` reuses a run's metrics.json only when
 # it was written by this version, at the same views and resolution, after the run last changed.
-EVAL_VERSION = 3  # 3: sharpness added
+EVAL_VERSION = 3  # 3: sharpness and detail match added
 
 
 def run_renderer(system):
@@ -173,14 +173,15 @@ def evaluate(paths: list[str], views: int = 16, resolution: int = 64, say=print,
 
 def table(result: dict) -> str:
     fmt = lambda v, f: "-" if v is None else format(v, f)
-    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | export IoU | Janus | saturation (truth) | sharpness (truth) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | object | method | seed | IoU | PSNR (dB) | Chamfer | export IoU | Janus | saturation (truth) | sharpness (truth) | detail |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
         lines.append(f"| {Path(r['run']).name} | {r['object']} | {r['method']} | {r['seed']} | {r['silhouette_iou']:.3f} | "
                      f"{r['psnr']:.2f} | {fmt(r['chamfer'], '.4f')} | {fmt(r.get('export_silhouette_iou'), '.3f')} | "
                      f"{fmt(r['janus_score'], '+.2f')} | "
                      f"{r['saturation']:.3f} ({r['saturation_truth']:.3f}) | "
-                     f"{fmt(r.get('sharpness'), '.3f')} ({fmt(r.get('sharpness_truth'), '.3f')}) |")
+                     f"{fmt(r.get('sharpness'), '.3f')} ({fmt(r.get('sharpness_truth'), '.3f')}) | "
+                     f"{fmt(r.get('detail_match'), '+.2f')} |")
     for r in result["runs"]:
         if "gradient_shares" in r:
             lines.append("\n" + shares_table(Path(r["run"]).name, r["gradient_shares"]))

@@ -19,6 +19,8 @@ from dreamer.eval.metrics import (
     image_metrics,
     object_renderer,
     psnr,
+    detail_match,
+    gaussian_blur,
     saturation,
     sharpness,
     silhouette_iou,
@@ -64,7 +66,7 @@ def test_the_truth_scores_itself_perfectly():
                         torch.full((4,), 40.0), 48, 48)
     m = image_metrics(object_renderer(DUCK), object_renderer(DUCK), cams)
     assert m["silhouette_iou"] == 1.0 and math.isinf(m["psnr"]) and m["saturation_ratio"] == pytest.approx(1.0)
-    assert m["sharpness_ratio"] == pytest.approx(1.0) and m["sharpness"] > 0
+    assert m["sharpness_ratio"] == pytest.approx(1.0) and m["sharpness"] > 0 and m["detail_match"] == pytest.approx(1.0)
     mesh = true_mesh(DUCK, resolution=64)
     assert chamfer(mesh, mesh) == 0.0
     shifted = mesh.copy()
@@ -124,6 +126,26 @@ def test_sharpness_closed_form_and_what_lowers_it():
     blurred = torch.nn.functional.avg_pool2d(rgb.permute(0, 3, 1, 2), 5, 1, 2, count_include_pad=False)
     assert sharpness(blurred.permute(0, 2, 3, 1), cov) < 0.7 * sharpness(rgb, cov)
     assert sharpness(torch.full_like(rgb, 0.5), cov) == 0.0
+
+
+def test_detail_match_closed_form_and_what_lowers_it():
+    """A contrast-scaled truth, 0.5 + a (truth - 0.5), has the high-pass a h_t, so its detail match
+    is 2a / (1 + a^2); a flat render has none; noise and blur lower it, noise unrelated to the truth
+    scores about 0."""
+    cams = make_cameras(torch.full((2,), 15.0), torch.tensor([0.0, 90.0]), torch.full((2,), 2.0),
+                        torch.full((2,), 40.0), 64, 64)
+    rgb, cov = object_renderer(DUCK)(cams)
+    for a in (0.5, 0.25):
+        assert detail_match(0.5 + a * (rgb - 0.5), cov, rgb, cov) == pytest.approx(2 * a / (1 + a * a), rel=1e-4)
+    flat = torch.full_like(rgb, 0.5)
+    assert detail_match(flat, cov, rgb, cov) == 0.0
+    g = torch.Generator().manual_seed(0)
+    noise = 0.05 * torch.randn(rgb.shape, generator=g)
+    assert abs(detail_match(flat + noise, cov, rgb, cov)) < 0.1
+    assert detail_match(rgb + noise, cov, rgb, cov) < 0.9
+    blur = lambda img, s: torch.cat([gaussian_blur(img[..., c][:, None], s) for c in range(3)], 1).permute(0, 2, 3, 1)
+    soft, softer = detail_match(blur(rgb, 1.0), cov, rgb, cov), detail_match(blur(rgb, 2.0), cov, rgb, cov)
+    assert 1 > soft > softer > 0
 
 
 def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
@@ -202,7 +224,7 @@ def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, cap
     assert janus.split("|")[2].strip() == f"{sum(float(r['janus_score']) for r in rows) / 2:+.2f}"
     sharp = [line for line in summary.split("### Sharpness ratio")[1].splitlines() if line.startswith("| sds |")][0]
     assert sharp.split("|")[2].strip() == f"{sum(float(r['sharpness_ratio']) for r in rows) / 2:.2f}"
-    assert summary.count("| method | rubber duck |") == 7  # one table per BY_OBJECT metric
+    assert summary.count("| method | rubber duck |") == 8  # one table per BY_OBJECT metric
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(argv) == 0  # everything done: nothing reruns, and nothing is scored again

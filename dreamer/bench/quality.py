@@ -26,7 +26,7 @@ from ..runs import run_progress, slugify
 
 METRICS = [("silhouette_iou", "IoU", ".3f"), ("psnr", "PSNR (dB)", ".2f"), ("chamfer", "Chamfer", ".4f"),
            ("janus_score", "Janus", "+.2f"), ("saturation_ratio", "saturation", ".2f"),
-           ("sharpness_ratio", "sharpness", ".2f")]
+           ("sharpness_ratio", "sharpness", ".2f"), ("detail_match", "detail", "+.2f")]
 
 
 def run_path(root: Path, method: str, obj: str, seed: int) -> Path:
@@ -90,6 +90,7 @@ def markdown(summary: list[dict], command: str) -> str:
 BY_OBJECT = [("janus_score", "Janus score", "+.2f"), ("saturation_ratio", "Saturation ratio", ".2f"),
              ("saturation_core", "Saturation of the opaque core (opacity > 0.95)", ".3f"),
              ("sharpness_ratio", "Sharpness ratio (interior detail against the truth's)", ".2f"),
+             ("detail_match", "Detail match (the truth's interior detail reproduced; 1 all, 0 none)", "+.2f"),
              ("silhouette_iou", "Silhouette IoU", ".3f"), ("seed_spread", "Seed spread (1 - IoU between seeds)", ".3f"),
              ("seed_rmse", "Seed spread (RGB RMSE between seeds)", ".3f")]
 
