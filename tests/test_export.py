@@ -1,4 +1,5 @@
 import numpy as np
+from scipy import ndimage
 import pytest
 import torch
 import trimesh
@@ -211,6 +212,29 @@ def test_cleaning_closes_thin_tunnels_and_fills_cavities_but_keeps_wide_holes():
     kept = clean_solid(ball & ~wide)
     # the wide hole stays open; the closing only rounds its rims
     assert not kept[:, 32, 32].any() and abs(int(kept.sum()) - int((ball & ~wide).sum())) < 0.01 * ball.sum()
+
+
+def test_cleaning_joins_a_large_part_the_field_left_apart_and_drops_a_far_one():
+    """A snowman whose head floats 3 voxels above its body (a weak neck in the field): the head is
+    half the object, not a floater, so it is joined by a bridge instead of dropped; the bridge is
+    a neck, not a closing of the whole solid. A second body far out of reach goes, as a floater does."""
+    x = np.linspace(-1, 1, 96)
+    X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
+    sphere = lambda y, r: X ** 2 + (Y - y) ** 2 + Z ** 2 < r ** 2
+    body, head = sphere(-0.3, 0.4), sphere(0.4, 0.25)  # gap 0.05 = about 2.4 voxels
+    speck = (X - 0.8) ** 2 + (Y + 0.6) ** 2 + Z ** 2 < 0.06 ** 2
+    clean = clean_solid(body | head | speck)
+    assert ndimage.label(clean)[1] == 1
+    assert (clean & head).sum() == head.sum() and (clean & body).sum() == body.sum() and not (clean & speck).any()
+    added = int(clean.sum()) - int((body | head).sum())
+    assert 0 < added < 0.02 * (body | head).sum()  # a neck: measured 0.5%
+    gap = np.arange(52, 56)  # y from 0.09 to 0.16: the body ends at 0.1, the head starts at 0.15
+    assert not (body | head)[48, gap, 48].all() and clean[48, gap, 48].all()  # solid across the gap
+    # a part beyond the joining reach (15% of the extent) is left out, like a floater
+    far = (X + 0.6) ** 2 + Y ** 2 + Z ** 2 < 0.3 ** 2
+    near_far = (X - 0.6) ** 2 + Y ** 2 + Z ** 2 < 0.3 ** 2  # 0.6 apart: 28 voxels, out of reach
+    kept = clean_solid(far | near_far)
+    assert ndimage.label(kept)[1] == 1 and kept.sum() in (far.sum(), near_far.sum())
 
 
 def test_usdz_passes_the_arkit_compliance_checker(ball_mesh, tmp_path):
