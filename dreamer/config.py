@@ -440,7 +440,7 @@ class ExperimentConfig:
     prompt: str = ""
     seed: Int(0, MAX_SEED) = 0
     out_dir: Optional[str] = None
-    threads: Int(0, 4096) = 0  # torch intra-op threads, 0 = torch's default
+    threads: Int(0, 4096) = 0  # torch intra-op threads; 0: torch's default less the cores other processes use (dreamer/threads.py)
     prior: PriorConfig = field(default_factory=PriorConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)

@@ -11,7 +11,7 @@ import torch
 from systems.text_to_3d import TextTo3DSystem
 from systems.trainer import compute_device, fit, make_trainer
 
-from . import budget, checkpoints, stages
+from . import budget, checkpoints, stages, threads
 from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
 from .cameras import orbit
 from .config import ExperimentConfig
@@ -102,8 +102,11 @@ def build_system(cfg: ExperimentConfig, restore: bool = False) -> TextTo3DSystem
 
 def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True, stage: str | None = None,
           watcher: RunDir | None = None):
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    count, why = threads.run_threads(cfg.threads)
+    if count:
+        torch.set_num_threads(count)
+    if why and progress:
+        say(why)
     torch.manual_seed(cfg.seed)
     # From a checkpoint, the representations are only shaped (it fills them): a chained stage
     # does not read its previous run again.

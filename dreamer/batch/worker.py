@@ -21,11 +21,10 @@ def run_job(spec: dict, out: str, threads: int | None = None) -> dict:
     (`dreamer bench quality`), a finished run is also scored here (its metrics.json), so the scoring
     runs in the pool's workers side by side instead of one after another at the end. Returns its
     outcome: status (done or failed) and error (one line)."""
-    import torch  # start-up: torch loads only once a job runs
-
-    from .. import pipeline  # start-up: likewise
+    from .. import pipeline  # start-up: torch loads only once a job runs
+    from ..threads import choose  # start-up: imports torch
     if threads:
-        torch.set_num_threads(threads)
+        choose(threads)
     status = run_progress(Path(out)).get("status")
     try:
         if status is None:
