@@ -106,6 +106,7 @@ class PriorConfig:
     posterior_temperature: Float(1, 1e6) = 64.0  # toy, realistic world: the weighing assumes sqrt(T) times the noise
     front_lean: Float(0, 10) = 1.5  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group
     view_blind: Float(0, 1) = 0.0  # toy, realistic world: this share of the denoised image is the prompt's mean reference, whatever x_t
+    weigh_on: Choice("image", "silhouette") = "image"  # toy, realistic world: weigh references on their images, or on their outlines alone
     # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
     revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N

@@ -211,3 +211,33 @@ def test_a_view_blind_share_of_the_estimate_is_the_prompts_mean_reference(small_
     assert torch.allclose(half.denoise(x_t, t, emb).double(), 0.5 * base.denoise(x_t, t, emb).double() + 0.5 * mean, atol=1e-5)
     exact = ToyPrior(small_catalogue, refs_per_object=48, view_blind=1.0)  # the exact world ignores it
     assert exact.view_blind == 0.0
+
+
+def test_silhouette_weighing_sees_outlines_not_colours(small_catalogue):
+    """weigh_on=silhouette: each reference is weighed as its coverage filled with its object's mean
+    colour on white, so two views with one outline weigh in the ratio of their prompt weights,
+    whatever x_t shows; the estimate still blends the full references."""
+    from dreamer.toy.prior import ToyPrior, silhouettes
+    prior = ToyPrior(small_catalogue, refs_per_object=48, world="realistic", front_lean=1.5, weigh_on="silhouette")
+    refs = prior.refs
+    fills = silhouettes(refs)
+    duck = refs.object_ids == 0
+    cover = refs.coverage.double()[duck][:, None]
+    colour = (refs.images.double()[duck] * cover).sum((0, 2, 3)) / cover.sum()  # brute force, by hand
+    i = int(torch.nonzero(duck)[0])
+    full, empty = refs.coverage[i] > 0.999, refs.coverage[i] < 1e-6
+    assert torch.allclose(fills[i][:, full], colour[:, None].expand(3, int(full.sum())))
+    assert torch.all(fills[i][:, empty] == 1.0)  # white background
+    # two references given one outline get one weighing feature, so their posterior ratio is their
+    # prior ratio at every x_t and t
+    j = int(torch.nonzero(duck)[5])
+    prior._weighed_refs[j] = prior._weighed_refs[i]
+    prior._sq_norms[j] = prior._sq_norms[i]
+    g = torch.Generator().manual_seed(2)
+    x_t, t = torch.randn((3, 3, 64, 64), generator=g), torch.tensor([100, 500, 900])
+    emb = prior.embed(["a rubber duck, back view"] * 3)
+    r = prior.posterior(x_t, t, emb)
+    assert torch.allclose(r[:, j] / r[:, i], (emb[:, j].double() - emb[:, i].double()).exp(), rtol=1e-6)
+    assert prior.denoise(x_t, t, emb).shape == x_t.shape
+    exact = ToyPrior(small_catalogue, refs_per_object=48, weigh_on="silhouette")  # the exact world ignores it
+    assert exact.weigh_on == "image"

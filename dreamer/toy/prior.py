@@ -26,6 +26,13 @@ Two worlds (prior.world):
   a share b of the estimate is the prompt's mean reference whatever x_t shows, as an under-fit
   model regresses to the mean; with the front lean that mean shows the front, from every side.
 
+  With weigh_on = silhouette (realistic world only), each reference is weighed by its silhouette
+  filled with its object's mean colour (over all its references' covered pixels) instead of its own
+  image: two views with one outline (a penguin's front and back) weigh the same whatever x_t's
+  colours, and the prompt's weights (the front lean) choose between them, as a real prior at mid
+  noise sees the shape and draws what the object usually shows. The estimate still blends the full
+  references.
+
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
 moves `view_fidelity` of that object's mass onto references with the matching label, and the
 empty prompt is the uniform mixture over objects.
@@ -50,7 +57,8 @@ class ToyPrior(Prior):
     def __init__(self, catalogue: Catalogue | None = None, resolution: int = 64,
                  refs_per_object: int = 200, view_fidelity: float | str = 0.7, progress=None,
                  chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
-                 posterior_temperature: float = 64.0, front_lean: float = 0.0, view_blind: float = 0.0):
+                 posterior_temperature: float = 64.0, front_lean: float = 0.0, view_blind: float = 0.0,
+                 weigh_on: str = "image"):
         self.catalogue = catalogue or Catalogue()
         if view_fidelity == "auto":  # real priors follow view words loosely
             view_fidelity = 0.3 if world == "realistic" else 0.7
@@ -61,6 +69,8 @@ class ToyPrior(Prior):
         self._refs64 = flat.double()
         if world not in ("exact", "realistic"):
             raise ValueError(f"unknown toy world {world}")
+        if weigh_on not in ("image", "silhouette"):
+            raise ValueError(f"unknown weighing {weigh_on}")
         if resolution % posterior_resolution:
             raise ValueError(f"posterior_resolution {posterior_resolution} must divide {resolution}")
         self.world = world
@@ -70,8 +80,10 @@ class ToyPrior(Prior):
         self.weighing_resolution = resolution if world == "exact" else posterior_resolution
         self.temperature = 1.0 if world == "exact" else float(posterior_temperature)
         self.view_blind = float(view_blind) if world == "realistic" else 0.0
-        coarse = self.weighing_resolution != resolution
-        self._weighed_refs = self.coarse(self.refs.images.double()) if coarse else self._refs64  # no copy
+        self.weigh_on = weigh_on if world == "realistic" else "image"
+        weighed = silhouettes(self.refs) if self.weigh_on == "silhouette" else self.refs.images.double()
+        coarse = self.weighing_resolution != resolution or self.weigh_on != "image"
+        self._weighed_refs = self.coarse(weighed) if coarse else self._refs64  # no copy
         self._sq_norms = (self._weighed_refs ** 2).sum(-1)
 
     # -- conditioning ------------------------------------------------------------------------
@@ -153,3 +165,15 @@ class ToyPrior(Prior):
         abar = self.alphas_cumprod.to(x_t.device)[t.long()].reshape(-1, 1, 1, 1)
         d = self.denoise(x_t, t, emb)
         return (x_t - abar.sqrt() * d) / (1 - abar).sqrt()
+
+
+def silhouettes(refs) -> torch.Tensor:
+    """(N, 3, R, R) in [-1, 1]: each reference's silhouette (its coverage) filled with its object's
+    mean colour over every covered pixel of its references, on the white background."""
+    images, cover = refs.images.double(), refs.coverage.double()[:, None]
+    out = torch.empty_like(images)
+    for obj in refs.object_ids.unique():
+        mine = refs.object_ids == obj
+        colour = (images[mine] * cover[mine]).sum((0, 2, 3)) / cover[mine].sum().clamp_min(1e-12)
+        out[mine] = cover[mine] * colour[None, :, None, None] + (1 - cover[mine])  # white is +1
+    return out

@@ -20,7 +20,7 @@ REF_FOVY = 40.0
 REF_ELEVATION = (-10.0, 45.0)
 OVERHEAD_SHARE = 0.05
 SECTOR_SHARES = {"front": 0.5, "side": 0.38, "back": 0.12}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: coverage stored
 
 
 @dataclass
@@ -30,6 +30,7 @@ class ReferenceSet:
     labels: torch.Tensor  # (N,) index into VIEW_LABELS
     elevation: torch.Tensor  # (N,)
     azimuth: torch.Tensor  # (N,)
+    coverage: torch.Tensor  # (N, R, R) in [0, 1]: the object's silhouette, antialiased
 
 
 def reference_cameras(n: int, resolution: int, seed: int):
@@ -52,10 +53,10 @@ def reference_cameras(n: int, resolution: int, seed: int):
 
 def build_object_references(obj, n: int, resolution: int, seed: int) -> ReferenceSet:
     cams = reference_cameras(n, resolution, seed)
-    rgb, _ = render_object(obj, cams, supersample=2)
+    rgb, coverage = render_object(obj, cams, supersample=2)
     labels = torch.tensor([VIEW_LABELS.index(lb) for lb in view_labels(cams.elevation, cams.azimuth)])
     return ReferenceSet(rgb.permute(0, 3, 1, 2) * 2 - 1, torch.zeros(n, dtype=torch.long), labels,
-                        cams.elevation, cams.azimuth)
+                        cams.elevation, cams.azimuth, coverage.float())
 
 
 def load_references(catalogue, n_per_object: int, resolution: int, progress=None) -> ReferenceSet:
@@ -83,4 +84,4 @@ def load_references(catalogue, n_per_object: int, resolution: int, progress=None
     for idx, refs in enumerate(parts):
         refs.object_ids = torch.full_like(refs.object_ids, idx)
     return ReferenceSet(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                          ("images", "object_ids", "labels", "elevation", "azimuth")))
+                          ("images", "object_ids", "labels", "elevation", "azimuth", "coverage")))
