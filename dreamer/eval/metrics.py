@@ -56,7 +56,8 @@ DETAIL_RADIUS = 4  # taps either side of the Gaussian's centre
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float = DETAIL_SIGMA, radius: int = DETAIL_RADIUS) -> torch.Tensor:
-    """(B, 1, H, W) blurred by a separable Gaussian, edges replicated."""
+    """(B, 1, H, W) blurred by a separable Gaussian, edges replicated. Our own six lines: torchvision,
+    which has one, is not a dependency, and scipy's would leave torch for numpy and back."""
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
     taps = taps / taps.sum()
     x = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
