@@ -77,8 +77,8 @@ def detail_match(rgb: torch.Tensor, coverage: torch.Tensor, t_rgb: torch.Tensor,
     both = ((coverage > core) & (t_coverage > core)).float()[:, None]
     k = 2 * DETAIL_RADIUS + 1
     inner = -torch.nn.functional.max_pool2d(-both, k, 1, DETAIL_RADIUS) > 0.5  # eroded by the blur's reach
-    h, h_t = lum(rgb) - gaussian_blur(lum(rgb)), lum(t_rgb) - gaussian_blur(lum(t_rgb))
-    h, h_t = h[inner], h_t[inner]
+    high_pass = lambda y: (y - gaussian_blur(y))[inner]  # noqa: E731
+    h, h_t = high_pass(lum(rgb)), high_pass(lum(t_rgb))
     energy = (h ** 2).sum() + (h_t ** 2).sum()
     return float(2 * (h * h_t).sum() / energy) if energy > 0 else 0.0
 
