@@ -106,9 +106,9 @@ def plug_handles(solid: np.ndarray, genus_of, handle_fraction: float = HANDLE_FR
     """The largest piece (large parts joined to it, as clean_solid does), cavities filled, then its
     handles plugged one at a time: of the voxels a closing with a ball of radius 1, 2, ... (up to
     handle_fraction of the object's extent) would add, only the connected blobs that lower the genus
-    (`genus_of(solid)`) are added, smallest first. Unlike clean_solid's closing, which fills every concavity of that size too, this leaves
-    the rest of the surface where it is: on a coarse lattice (a toy car 13 cells wide) a radius-2
-    closing grew the solid by 17%."""
+    (`genus_of(solid)`) are added, smallest first. Unlike clean_solid's closing, which fills every
+    concavity of that size too, this leaves the rest of the surface where it is: on a coarse lattice
+    (a toy car 13 cells wide) a radius-2 closing grew the solid by 17%."""
     piece = closed(joined_pieces(solid), 0)
     if not piece.any():
         return piece
