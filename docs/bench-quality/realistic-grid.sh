@@ -34,6 +34,11 @@ saturation saturation-seed0 0       # 12
 main3 main3-seeds01 0,1             # 18 more
 main2 main2-seed0 0                 # 36
 main3 main3-seeds012 0,1,2          # 18 more
-saturation saturation-seeds01 0,1   # 12 more
-main2 main2-seeds01 0,1             # 36 more
+chunk saturation-seeds01-sds7.5 sds-cfg7.5 --methods sds --objects "$FRONT" --seeds 0,1 guidance.guidance_scale=7.5  # 4 more
+chunk saturation-seeds01-sds100 sds-cfg100 --methods sds --objects "$FRONT" --seeds 0,1 guidance.guidance_scale=100  # 4 more
+# From here the seed-1 runs go alone: the run folders of seed 0 were lost with a machine (2026-12-03),
+# and rerunning them only to re-score them costs 40 runs. The seeds are compared from the committed
+# results.csv files (per-metric differences between seeds), not from the pairwise render spread.
+chunk saturation-seed1-bsd100 bsd-cfg100 --methods bsd --objects "$FRONT" --seeds 1 guidance.bsd.balance_ratio=100  # 4
+main2 main2-seed1 1                 # 36
 chunk esd-lambda1 esd-lambda1 --methods esd --objects "$SIX" --seeds 0,1,2 guidance.entropy_weight=1.0  # 18
