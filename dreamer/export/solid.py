@@ -225,12 +225,14 @@ def tidy_voxels(solid: np.ndarray) -> np.ndarray:
     return closed(well_composed(solid), 0)
 
 
-def euler_rises(piece: np.ndarray, candidate: np.ndarray, box) -> bool:
+def euler_rises(piece: np.ndarray, candidate: np.ndarray, box, euler=None) -> bool:
     """Whether adding the voxels in `box` (slices) to `piece` raises its Euler characteristic (one
     handle fewer, on a one-piece solid), counted on the box grown by one voxel: every cell the
-    added voxels belong to lies there, and cells outside it are the same in both."""
+    added voxels belong to lies there, and cells outside it are the same in both. `euler`: the
+    count (voxel_euler unless given; the mesh stage counts on its tetrahedra)."""
+    euler = euler or voxel_euler
     grown = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
-    return voxel_euler(candidate[grown]) > voxel_euler(piece[grown])
+    return euler(candidate[grown]) > euler(piece[grown])
 
 
 def surface_genus(vertices: np.ndarray, faces: np.ndarray) -> int:

@@ -8,6 +8,8 @@ The asset it exports is that mesh itself, not a marching-cubes extraction.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import trimesh
@@ -16,11 +18,11 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_texture, export_surface, extract_mesh, largest_part, unwrap
-from ..export.solid import plug_handles, surface_field, surface_genus
+from ..export.solid import euler_rises, plug_handles, surface_field
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
-from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
+from ..geometry.tetrahedra import deformed, lattice_euler, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from renderers.mesh import draw, draw_chunked
 
@@ -130,13 +132,11 @@ class Mesh(Representation):
         elsewhere are kept, so the surface keeps its place."""
         n = self.res + 1
         values = sdf.detach().cpu().double().numpy()
-        lattice, tets = self.points.cpu(), self.tets.cpu()
 
-        def handles(solid: np.ndarray) -> int:  # on marching tetrahedra's own surface
-            signs = torch.from_numpy(np.where(solid.reshape(-1), -1.0, 1.0)).float()
-            vertices, faces = marching_tetrahedra(lattice, signs, tets)
-            return surface_genus(vertices.numpy(), faces.numpy())
-        solid = plug_handles((values < 0).reshape(n, n, n), handles).reshape(-1)
+        def handles(solid: np.ndarray) -> int:  # of marching tetrahedra's surface, counted on the signs
+            return max(0, 1 - lattice_euler(solid))
+        rises = functools.partial(euler_rises, euler=lattice_euler)
+        solid = plug_handles((values < 0).reshape(n, n, n), handles, may_lower=rises).reshape(-1)
         solid &= ~self.boundary.cpu().numpy()  # the grid's edge stays outside: the surface stays closed
         return torch.from_numpy(-surface_field(-values, 0.0, solid)).to(sdf)  # surface_field: inside > 0
 
