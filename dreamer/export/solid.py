@@ -34,6 +34,8 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
+from ..geometry.euler import CORNERS, corner_view, voxel_euler
+
 CLOSE_VOXELS = 2  # ball radius of the closing every solid gets, in voxels
 HANDLE_FRACTION = 0.15  # largest closing radius tried against handles, as a share of the object's extent
 JOIN_SHARE = 0.1  # a piece this share of the largest's volume or more is a part of the object, not a floater
@@ -108,7 +110,7 @@ def plug_handles(solid: np.ndarray, genus_of, handle_fraction: float = HANDLE_FR
     (`genus_of(solid)`) are added, smallest first. Unlike a closing, which fills every concavity of
     that size too, this leaves the rest of the surface where it is: on a coarse lattice (a toy car
     13 cells wide) a radius-2 closing grew the solid by 17%. `tidy(solid)`, when given, is applied
-    to the start and to every candidate before its genus is counted; `may_lower(piece, candidate,
+    to the start and to every candidate before its genus is counted; `may_lower(piece, blobs, blob,
     box)`, when given, is a cheap test that rules a blob out before `genus_of` is asked."""
     tidy = tidy or (lambda s: s)
     piece = tidy(closed(joined_pieces(solid), 0))
@@ -123,10 +125,9 @@ def plug_handles(solid: np.ndarray, genus_of, handle_fraction: float = HANDLE_FR
         sizes = np.bincount(blobs.ravel())[1:]
         boxes = ndimage.find_objects(blobs)
         for blob in 1 + np.argsort(sizes, kind="stable"):
-            candidate = piece | (blobs == blob)
-            if may_lower is not None and not may_lower(piece, candidate, boxes[blob - 1]):
+            if may_lower is not None and not may_lower(piece, blobs, blob, boxes[blob - 1]):
                 continue
-            candidate = tidy(candidate)
+            candidate = tidy(piece | (blobs == blob))
             fewer = genus_of(candidate)
             if fewer < handles:
                 piece, handles = candidate, fewer
@@ -166,31 +167,6 @@ def voxel_genus(solid: np.ndarray) -> int:
     return max(0, 1 - voxel_euler(solid))
 
 
-def voxel_euler(solid: np.ndarray) -> int:
-    """The Euler characteristic of the voxels as a cell complex with face connectivity: voxels -
-    face-adjacent pairs + full 2x2 squares - full 2x2x2 blocks."""
-    s = solid.astype(bool)
-    count = int(s.sum())
-    for axis in range(3):
-        count -= int((_shift(s, {axis: 0}) & _shift(s, {axis: 1})).sum())
-        a, b = [i for i in range(3) if i != axis]
-        count += int((_shift(s, {a: 0, b: 0}) & _shift(s, {a: 1, b: 0}) & _shift(s, {a: 0, b: 1})
-                      & _shift(s, {a: 1, b: 1})).sum())
-    block = np.ones_like(_shift(s, {0: 0, 1: 0, 2: 0}))
-    for corner in CORNERS:
-        block &= _shift(s, dict(enumerate(corner)))
-    return count - int(block.sum())
-
-
-def _shift(s: np.ndarray, offsets: dict) -> np.ndarray:
-    """The view of s one voxel shorter along each axis in `offsets`, starting at that offset (0 or 1)."""
-    return s[tuple(slice(offsets[i], s.shape[i] - 1 + offsets[i]) if i in offsets else slice(None)
-                   for i in range(3))]
-
-
-CORNERS = [(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
-
-
 def well_composed(solid: np.ndarray) -> np.ndarray:
     """`solid` with voxels added until no 2x2x2 block holds two voxels that touch only along an
     edge or at a corner with the block's other places empty, or the same of two empty places with
@@ -199,7 +175,7 @@ def well_composed(solid: np.ndarray) -> np.ndarray:
     solid only grows, by a voxel per ambiguous place (0.1-0.2% of random blobs' volume)."""
     s = np.pad(solid.astype(bool), 1)
     while True:
-        views = {c: _shift(s, dict(enumerate(c))) for c in CORNERS}
+        views = {c: corner_view(s, c, (0, 1, 2)) for c in CORNERS}
         add = {c: np.zeros_like(views[c]) for c in CORNERS}
         for p, q in itertools.combinations(CORNERS, 2):
             apart = [i for i in range(3) if p[i] != q[i]]
@@ -217,7 +193,7 @@ def well_composed(solid: np.ndarray) -> np.ndarray:
         if not any(a.any() for a in add.values()):
             return s[1:-1, 1:-1, 1:-1]
         for c, a in add.items():
-            _shift(s, dict(enumerate(c)))[...] |= a
+            corner_view(s, c, (0, 1, 2))[...] |= a
 
 
 def tidy_voxels(solid: np.ndarray) -> np.ndarray:
@@ -225,14 +201,14 @@ def tidy_voxels(solid: np.ndarray) -> np.ndarray:
     return closed(well_composed(solid), 0)
 
 
-def euler_rises(piece: np.ndarray, candidate: np.ndarray, box, euler=None) -> bool:
-    """Whether adding the voxels in `box` (slices) to `piece` raises its Euler characteristic (one
-    handle fewer, on a one-piece solid), counted on the box grown by one voxel: every cell the
-    added voxels belong to lies there, and cells outside it are the same in both. `euler`: the
-    count (voxel_euler unless given; the mesh stage counts on its tetrahedra)."""
-    euler = euler or voxel_euler
+def euler_rises(piece: np.ndarray, blobs: np.ndarray, blob: int, box, euler=voxel_euler) -> bool:
+    """Whether adding blob number `blob` of the labels `blobs` (inside `box`, slices) to `piece`
+    raises its Euler characteristic (one handle fewer, on a one-piece solid), counted on the box
+    grown by one voxel: every cell the added voxels belong to lies there, and cells outside it are
+    the same in both. `euler`: the count (the mesh stage counts on its tetrahedra)."""
     grown = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
-    return euler(candidate[grown]) > euler(piece[grown])
+    before = piece[grown]
+    return euler(before | (blobs[grown] == blob)) > euler(before)
 
 
 def surface_genus(vertices: np.ndarray, faces: np.ndarray) -> int:

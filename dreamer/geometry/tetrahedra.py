@@ -41,49 +41,6 @@ def deformed(points: torch.Tensor, offsets: torch.Tensor, res: int, radius: floa
     return points + torch.tanh(offsets) * (radius / res)
 
 
-def lattice_euler(inside) -> int:
-    """The Euler characteristic of the solid marching tetrahedra bounds on this grid, from the signs
-    alone: the region where the interpolated signed distance is negative shrinks onto the simplices
-    whose corners are all inside, so it is vertices - edges + triangles - tetrahedra among them.
-    In the Kuhn triangulation every simplex is a chain x, x + a, x + a + b, ... for disjoint
-    nonempty sets of axes a, b, ... (as 0/1 steps), which makes each count a product of shifted
-    views. `inside`: (n, n, n) booleans (numpy). For one piece without cavities, the genus of the
-    surface is 1 - this."""
-    total = 0
-    for chain in _chains():
-        total += (-1) ** (len(chain) - 1) * int(_all_inside(inside, chain).sum())
-    return total
-
-
-def _chains() -> list:
-    """Every chain of offsets 0, a, a + b, ... (disjoint nonempty sets of the three axes): 1 vertex,
-    7 edges, 12 triangles and 6 tetrahedra per lattice point."""
-    axes = (0, 1, 2)
-    out = []
-
-    def grow(chain, used):
-        out.append(chain)
-        rest = [a for a in axes if a not in used]
-        for k in range(1, len(rest) + 1):
-            for step in itertools.combinations(rest, k):
-                top = tuple(v + (1 if i in step else 0) for i, v in enumerate(chain[-1]))
-                grow(chain + [top], used | set(step))
-    grow([(0, 0, 0)], set())
-    return out
-
-
-def _all_inside(inside, chain):
-    """For each base point x: whether x + offset is inside for every offset of the chain (the base
-    points for which every offset stays on the grid)."""
-    moved = [a for a in range(3) if chain[-1][a]]
-    n = inside.shape
-    result = None
-    for offset in chain:
-        view = inside[tuple(slice(offset[a], n[a] - 1 + offset[a]) if a in moved else slice(None) for a in range(3))]
-        result = view if result is None else result & view
-    return result
-
-
 TET_EDGES = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])
 
 
