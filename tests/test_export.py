@@ -10,7 +10,7 @@ from dreamer.export.mesh import decimate, extract_mesh, textured_mesh_from_field
 from dreamer.export.placement import placement
 from dreamer.export.solid import (ball, ball_closing, clean_solid, closed, genus, plug_handles, tidy_voxels,
                                   voxel_genus, well_composed)
-from dreamer.geometry.euler import voxel_euler
+from dreamer.topology import voxel_euler
 from dreamer.export.usdz import write_usdz
 from dreamer.export.vertex_spacing import close_pairs, spaced_vertices
 from dreamer.export.writers import ROUGHNESS, write_glb, write_obj

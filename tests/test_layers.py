@@ -12,7 +12,8 @@ PACKAGES = ("dreamer", "systems", "renderers")
 # Bottom to top: a module may import its own layer and those below, never one above.
 LAYERS = [
     ("base", ["dreamer", "dreamer.errors", "dreamer.yamldata", "dreamer.atomic", "dreamer.schedule",
-              "dreamer.config", "dreamer.gather", "dreamer.draws", "dreamer.budget", "dreamer.cameras", "dreamer.checkpoints", "dreamer.runs"]),
+              "dreamer.config", "dreamer.gather", "dreamer.draws", "dreamer.budget", "dreamer.cameras", "dreamer.checkpoints", "dreamer.runs",
+              "dreamer.topology"]),
     ("parts", ["dreamer.priors", "dreamer.toy", "dreamer.guidance", "dreamer.prompts", "dreamer.geometry",
                "renderers", "dreamer.export", "dreamer.eval"]),
     ("representations", ["dreamer.representations"]),

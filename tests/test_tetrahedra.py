@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from dreamer.export.solid import closed, surface_genus
-from dreamer.geometry.euler import lattice_euler
+from dreamer.topology import lattice_euler
 from dreamer.geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 
 

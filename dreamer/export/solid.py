@@ -34,7 +34,7 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-from ..geometry.euler import CORNERS, corner_view, voxel_euler
+from ..topology import CORNERS, corner_view, voxel_euler
 
 CLOSE_VOXELS = 2  # ball radius of the closing every solid gets, in voxels
 HANDLE_FRACTION = 0.15  # largest closing radius tried against handles, as a share of the object's extent
