@@ -27,7 +27,7 @@ def cells_inside(grid: np.ndarray, cell) -> int:
     that fit on the grid."""
     axes = [a for a in range(3) if any(offset[a] for offset in cell)]
     views = [corner_view(grid, offset, axes) for offset in cell]
-    return int(np.logical_and.reduce(views).sum()) if len(views) > 1 else int(views[0].sum())
+    return int(np.logical_and.reduce(views).sum())
 
 
 def voxel_euler(solid: np.ndarray) -> int:

@@ -447,9 +447,9 @@ def test_cleaning_plugs_every_narrow_handle_and_grows_the_solid_only_by_the_plug
 
 
 def test_cleaning_on_the_solids_own_box_changes_no_voxel():
-    """clean_solid works on the solid's bounding box for speed: on blobs with
-    handles, cavities and specks, placed anywhere in a larger grid (touching its edge too), the
-    result equals the same rule run on the whole grid."""
+    """clean_solid works on the solid's bounding box for speed: on blobs with handles, cavities and
+    specks, placed anywhere in a larger grid (touching its edge too), the result equals the same
+    rule run on the whole grid."""
     rng = np.random.default_rng(2)
     for corner in [(3, 9, 5), (0, 0, 14), (17, 2, 0)]:
         field = ndimage.gaussian_filter(rng.standard_normal((22, 22, 22)), rng.uniform(1.2, 2.5))

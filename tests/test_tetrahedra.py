@@ -9,8 +9,8 @@ import numpy as np
 from scipy import ndimage
 
 from dreamer.export.solid import closed, surface_genus
-from dreamer.topology import lattice_euler
 from dreamer.geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
+from dreamer.topology import lattice_euler
 
 
 def _volumes(points, tets):

@@ -100,7 +100,7 @@ def clean_solid(solid: np.ndarray, close_voxels: int = CLOSE_VOXELS,
     """The rule above on a boolean grid."""
     def rule(grid):
         piece = closed(joined_pieces(grid), close_voxels)
-        return plug_handles(piece, voxel_genus, handle_fraction, tidy=tidy_voxels, may_lower=euler_rises)
+        return plugged(piece, voxel_genus, handle_fraction, tidy_voxels, euler_rises)
     return on_own_box(rule, solid)
 
 

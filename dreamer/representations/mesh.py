@@ -22,9 +22,9 @@ from ..export.solid import euler_rises, plug_handles, surface_field
 from ..geometry.mesh_regularizers import grid_edges, laplacian_smoothness, normal_consistency, sdf_sign_flips
 from ..geometry.nerf import NeRFField
 from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface_samples
-from ..topology import lattice_euler
 from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
+from ..topology import lattice_euler
 from renderers.mesh import draw, draw_chunked
 
 from .base import FieldRepresentation, Representation, check_one_rgb_particle, check_previous_run, coarse_folder
