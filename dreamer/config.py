@@ -360,7 +360,9 @@ class RendererConfig:
     occupancy_threshold: Float(0, 1e6) = 0.01
     occupancy_warmup_steps: Int(0, MAX_STEPS) = 0
     eval_chunk_size: Int(1) = 65536
-    backend: Choice("torch", "nerfacc") = "torch"  # torch (any device) | nerfacc (CUDA only; not yet verified on a GPU)
+    # torch (any device) | nerfacc (a NeRF's rays; CUDA only, not yet verified on a GPU) | nvdiffrast (a mesh's
+    # rasterizer; CUDA only, installed separately: non-commercial licence; not yet verified on a GPU)
+    backend: Choice("torch", "nerfacc", "nvdiffrast") = "torch"
 
 
 @dataclass

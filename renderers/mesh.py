@@ -1,7 +1,8 @@
 """Drawing a triangle mesh whose colour is a field queried at its surface points (the mesh stage).
 
 Visibility, perspective-correct interpolation and edge antialiasing come from mesh_raster (pure
-PyTorch, any device). Each covered pixel's 3D surface point is interpolated from the vertices and
+PyTorch, any device), or from nvdiffrast's kernels with backend="nvdiffrast" on CUDA
+(mesh_nvdiffrast; the same questions answered, so the rest of the draw is shared). Each covered pixel's 3D surface point is interpolated from the vertices and
 the colour field answers there; shading uses the interpolated vertex normals. The background is
 composited before antialiasing, so silhouette pixels blend the object into what is behind it and
 vertex positions get gradients from the mask and the colour alike. Outputs are those of the other
@@ -15,8 +16,37 @@ import torch.nn.functional as F
 from dreamer.cameras import CameraBatch, get_rays, opencv_cameras
 from dreamer.gather import gather_rows
 
+from .mesh_nvdiffrast import NvdiffrastRaster
 from .mesh_raster import antialias, barycentrics, interpolate, interpolate_depth, project, visible_triangles
 from .volume import ShadingSpec
+
+
+class TorchRaster:
+    """One batch of cameras rasterized by our PyTorch path (the reference semantics)."""
+
+    def __init__(self, vertices, faces, viewmats, Ks, height: int, width: int, tile_size: int = 8):
+        self.faces = faces
+        self.pix = project(vertices, viewmats, Ks)
+        self.tri_id = visible_triangles(self.pix, faces, height, width, tile_size)
+        self.bary = barycentrics(self.pix, faces, self.tri_id)
+
+    def interpolate(self, attributes: torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
+        return interpolate(attributes, self.faces if faces is None else faces, self.tri_id, self.bary)
+
+    def depth(self) -> torch.Tensor:
+        return interpolate_depth(self.pix, self.faces, self.tri_id, self.bary)
+
+    def antialias(self, image: torch.Tensor) -> torch.Tensor:
+        return antialias(image, self.pix, self.faces, self.tri_id)
+
+
+def rasterizer(vertices, faces, cams: CameraBatch, backend: str = "torch", tile_size: int = 8):
+    """The mesh rasterized for `cams`: nvdiffrast's when asked for and the mesh is on CUDA (renders
+    for people off CUDA, such as an export on another machine, take our path, which draws the same)."""
+    viewmats, Ks = (t.to(vertices.device) for t in opencv_cameras(cams))
+    if backend == "nvdiffrast" and vertices.is_cuda:
+        return NvdiffrastRaster(vertices, faces, viewmats, Ks, cams.height, cams.width)
+    return TorchRaster(vertices, faces, viewmats, Ks, cams.height, cams.width, tile_size)
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -30,29 +60,28 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def draw(vertices: torch.Tensor, faces: torch.Tensor, colour_fn, background, cams: CameraBatch,
-         shading: ShadingSpec, bg_color=None, tile_size: int = 8, uv=None, normals=None) -> dict:
+         shading: ShadingSpec, bg_color=None, tile_size: int = 8, uv=None, normals=None,
+         backend: str = "torch") -> dict:
     """The mesh seen by `cams`; `colour_fn` maps surface points (N, 3) to colours (N, C), or, given
     `uv` = (uvs (U, 2), uv_faces (F, 3)), texture coordinates (N, 2). A UV-unwrapped mesh is drawn
     welded (faces index shared positions, so seams are not silhouettes) with its UVs on their own
-    faces. `normals` (V, 3): vertex normals to shade with (default: area-weighted from the faces)."""
+    faces. `normals` (V, 3): vertex normals to shade with (default: area-weighted from the faces).
+    `backend`: torch or nvdiffrast (see `rasterizer`)."""
     device = vertices.device
-    viewmats, Ks = (t.to(device) for t in opencv_cameras(cams))
     B, H, W = len(cams), cams.height, cams.width
-    pix = project(vertices, viewmats, Ks)
-    tri_id = visible_triangles(pix, faces, H, W, tile_size)
-    bary = barycentrics(pix, faces, tri_id)
-    covered = tri_id >= 0
+    raster = rasterizer(vertices, faces, cams, backend, tile_size)
+    covered = raster.tri_id >= 0
     mask = covered[..., None].to(vertices.dtype)
-    points = interpolate(vertices, faces, tri_id, bary)
+    points = raster.interpolate(vertices)
     normals = vertex_normals(vertices, faces) if normals is None else normals
-    normal = F.normalize(interpolate(normals, faces, tri_id, bary), dim=-1) * mask
+    normal = F.normalize(raster.interpolate(normals), dim=-1) * mask
     channels = background.channels
     colour = vertices.new_zeros((B, H, W, channels))
     if covered.any():
         if shading.mode == "textureless":
             colour = mask.expand(B, H, W, channels)
         else:
-            where = points if uv is None else interpolate(uv[0], uv[1], tri_id, bary)
+            where = points if uv is None else raster.interpolate(uv[0], uv[1])
             colour = colour.index_put(torch.nonzero(covered, as_tuple=True), colour_fn(where[covered]))
         if shading.mode != "albedo":
             light = cams.light_pos.to(device)[:, None, None, :]
@@ -64,17 +93,16 @@ def draw(vertices: torch.Tensor, faces: torch.Tensor, colour_fn, background, cam
         dirs = vertices.new_zeros((B, H, W, 3))
     bg = background(dirs, bg_color)
     image = torch.cat([torch.where(covered[..., None], colour, bg), mask], -1)
-    image = antialias(image, pix, faces, tri_id)
-    depth = interpolate_depth(pix, faces, tri_id, bary)
-    return {"rgb": image[..., :-1], "opacity": image[..., -1:], "depth": depth, "normal": normal,
+    image = raster.antialias(image)
+    return {"rgb": image[..., :-1], "opacity": image[..., -1:], "depth": raster.depth(), "normal": normal,
             "orient": vertices.new_zeros(0)}
 
 
 @torch.no_grad()
 def draw_chunked(vertices, faces, colour_fn, background, cams: CameraBatch, shading: ShadingSpec, bg_color=None,
-                 views_per_chunk: int = 8, uv=None, normals=None) -> dict:
+                 views_per_chunk: int = 8, uv=None, normals=None, backend: str = "torch") -> dict:
     """Renders of many views for people and metrics, a few views at a time."""
     outs = [draw(vertices, faces, colour_fn, background, cams.subset(slice(i, i + views_per_chunk)), shading, bg_color,
-                 uv=uv, normals=normals)
+                 uv=uv, normals=normals, backend=backend)
             for i in range(0, len(cams), views_per_chunk)]
     return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "opacity", "depth", "normal")}

@@ -58,6 +58,9 @@ class VolumeRenderer(torch.nn.Module):
     @staticmethod
     def check_backend(cfg, cuda: bool) -> None:
         """Up-front check of renderer.backend (no kernel build)."""
+        if cfg.backend == "nvdiffrast":
+            raise UserError("renderer.backend=nvdiffrast draws meshes (--representation mesh, dreamer refine or "
+                            "dreamer texture); a NeRF uses renderer.backend=torch or nerfacc")
         if cfg.backend == "nerfacc" and not cuda:
             raise UserError("renderer.backend=nerfacc needs a CUDA GPU; use renderer.backend=torch on this machine")
 

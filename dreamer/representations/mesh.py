@@ -26,6 +26,7 @@ from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from ..topology import lattice_euler
 from renderers.mesh import draw, draw_chunked
+from renderers.mesh_nvdiffrast import check_mesh_backend, prepare_nvdiffrast
 
 from .base import FieldRepresentation, Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
@@ -67,6 +68,7 @@ class Mesh(Representation):
     def validate(cls, cfg) -> None:
         m = cfg.geometry.mesh
         check_one_rgb_particle(cfg, "mesh")
+        check_mesh_backend(cfg.renderer, cuda=torch.cuda.is_available())
         if m.init == "run":
             check_previous_run("mesh", m.init_path, "NeRF or Gaussian")
 
@@ -141,16 +143,22 @@ class Mesh(Representation):
         solid &= ~self.boundary.cpu().numpy()  # the grid's edge stays outside: the surface stays closed
         return torch.from_numpy(-surface_field(-values, 0.0, solid)).to(sdf)  # surface_field: inside > 0
 
+    def prepare_device(self, device, say=None) -> None:
+        if self.cfg.renderer.backend == "nvdiffrast":
+            prepare_nvdiffrast(device, say)
+
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         vertices, faces = self.surface()
-        out = draw(vertices, faces, self.colour.albedo, background, cams, shading, bg_color)
+        out = draw(vertices, faces, self.colour.albedo, background, cams, shading, bg_color,
+                   backend=self.cfg.renderer.backend)
         out["mesh"] = (vertices, faces)
         return out
 
     @torch.no_grad()
     def render_chunked(self, background, cams, shading, bg_color=None) -> dict:
         vertices, faces = self.surface()
-        return draw_chunked(vertices, faces, self.colour.albedo, background, cams, shading, bg_color)
+        return draw_chunked(vertices, faces, self.colour.albedo, background, cams, shading, bg_color,
+                            backend=self.cfg.renderer.backend)
 
     def regularizers(self, out, step) -> torch.Tensor:
         c, total = self.cfg.loss, torch.zeros((), device=self.sdf.device)

@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_coverage, dilate
 from ..geometry.uv_texture import PyramidTexture, is_power_of_two
 from renderers.mesh import draw, draw_chunked
+from renderers.mesh_nvdiffrast import check_mesh_backend, prepare_nvdiffrast
 
 from .base import Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
@@ -71,6 +72,7 @@ class UVTexture(Representation):
     def validate(cls, cfg) -> None:
         t = cfg.geometry.texture
         check_one_rgb_particle(cfg, "texture")
+        check_mesh_backend(cfg.renderer, cuda=torch.cuda.is_available())
         if t.size != "auto" and not (float(t.size).is_integer() and is_power_of_two(int(t.size))):
             raise UserError(f"geometry.texture.size must be a power of two (256, 512, 1024, ...) or auto, got {t.size}")
         if t.init == "run":
@@ -100,14 +102,19 @@ class UVTexture(Representation):
     def parameter_groups(self) -> dict:
         return {"texture": list(self.texture.parameters())}
 
+    def prepare_device(self, device, say=None) -> None:
+        if self.cfg.renderer.backend == "nvdiffrast":
+            prepare_nvdiffrast(device, say)
+
     def render(self, background, cams, shading, randomized=False, generator=None, bg_color=None) -> dict:
         return draw(self.positions, self.vmap[self.faces], self.texture, background, cams, shading, bg_color,
-                    uv=(self.uvs, self.faces), normals=self.normals)
+                    uv=(self.uvs, self.faces), normals=self.normals, backend=self.cfg.renderer.backend)
 
     @torch.no_grad()
     def render_chunked(self, background, cams, shading, bg_color=None) -> dict:
         return draw_chunked(self.positions, self.vmap[self.faces], self.texture, background, cams, shading,
-                            bg_color, uv=(self.uvs, self.faces), normals=self.normals)
+                            bg_color, uv=(self.uvs, self.faces), normals=self.normals,
+                            backend=self.cfg.renderer.backend)
 
     @torch.no_grad()
     def to_mesh(self, export_cfg) -> TexturedMesh:
