@@ -15,7 +15,6 @@ import torch
 from .pipeline import load_checkpoint_state
 from .priors.factory import build_prior
 from .runs import RunDir
-from systems.text_to_3d import TextTo3DSystem
 
 TIMESTEPS = (200, 500, 800)
 BATCHES = 4
@@ -53,6 +52,7 @@ def shares_at(system, prior, step: int, timesteps=TIMESTEPS, batches: int = BATC
 
 def gradient_shares(run: RunDir) -> dict:
     """{"initial": shares_at(...), "final": shares_at(...)} of a finished run."""
+    from systems.text_to_3d import TextTo3DSystem  # start-up: Lightning loads only when asked
     cfg = run.config()
     prior = build_prior(cfg.prior)
     torch.manual_seed(cfg.seed)

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import torch
 
-from systems.text_to_3d import TextTo3DSystem
-from systems.trainer import compute_device, fit, make_trainer
+from systems.scene import Scene, compute_device
 
 from . import budget, checkpoints, stages, threads
-from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile
 from .cameras import orbit
 from .config import ExperimentConfig
 from .errors import UserError
@@ -88,6 +86,7 @@ def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool, stage: str | 
                watcher: RunDir | None = None) -> list:
     """`stage`: the label of a chained run's stage; `watcher`: the run folder whose progress.json
     also shows this stage's (a coarse stage inside its mesh run)."""
+    from .callbacks import AtomicCheckpoint, MetricsCSV, Previews, Progress, ProgressFile  # start-up: Lightning's
     # Order matters: metrics are flushed before the checkpoint that they must agree with.
     t = cfg.trainer
     files = [ProgressFile(r, t.max_steps, stage) for r in (run, watcher) if r is not None]
@@ -96,7 +95,9 @@ def _callbacks(cfg: ExperimentConfig, run: RunDir, progress: bool, stage: str | 
             AtomicCheckpoint(run, t.checkpoint_every, t.keep_checkpoint_every)]
 
 
-def build_system(cfg: ExperimentConfig, restore: bool = False) -> TextTo3DSystem:
+def build_system(cfg: ExperimentConfig, restore: bool = False):
+    # start-up: Lightning loads only to train (seconds that bad input, export and eval skip)
+    from systems.text_to_3d import TextTo3DSystem
     return TextTo3DSystem(cfg, build_prior(cfg.prior, progress=say), restore)
 
 
@@ -110,6 +111,7 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True, stage: str 
     torch.manual_seed(cfg.seed)
     # From a checkpoint, the representations are only shaped (it fills them): a chained stage
     # does not read its previous run again.
+    from systems.trainer import fit, make_trainer  # start-up: Lightning, to train only
     system = build_system(cfg, restore=run.checkpoint.is_file())
     trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress, stage, watcher))
     device = compute_device()
@@ -134,10 +136,10 @@ def load_checkpoint_state(run: RunDir) -> dict:
     return checkpoints.load(run.checkpoint)["state_dict"]
 
 
-def load_system(run: RunDir, cfg: ExperimentConfig):
-    """Representations and background from the last checkpoint (no prior needed)."""
+def load_system(run: RunDir, cfg: ExperimentConfig) -> Scene:
+    """Representations and background from the last checkpoint (no prior, no Lightning)."""
     state = load_checkpoint_state(run)
-    system = TextTo3DSystem(cfg, prior=None, restore=True)
+    system = Scene(cfg, restore=True)
     # The fake score (VSD/ESD/DSD) belongs to training; export and evaluation do not need it.
     weights = {k: v for k, v in state.items() if not k.startswith("guidance.")}
     try:

@@ -13,13 +13,12 @@ import torch
 from dreamer.cameras import CameraSampler
 from dreamer.errors import UserError
 from dreamer.guidance import build_guidance
-from dreamer.priors.latent_rgb import to_display_rgb
 from dreamer.prompts import PromptProcessor
-from dreamer.representations import make_representation
-from dreamer.representations.stored import PREFIX, particle_extras, upgrade_state_dict
+from dreamer.representations.stored import particle_extras
 from dreamer.schedule import evaluate
-from renderers.background import Background
 from renderers.volume import ShadingSpec
+
+from .scene import SceneQueries, assemble
 
 
 class DivergedError(UserError):
@@ -30,17 +29,15 @@ class DivergedError(UserError):
         self.skipped_steps = skipped_steps
 
 
-class TextTo3DSystem(pl.LightningModule):
+class TextTo3DSystem(SceneQueries, pl.LightningModule):
     def __init__(self, cfg, prior=None, restore: bool = False):
         """`restore`: a checkpoint will fill the representations (they read no previous run)."""
         super().__init__()
         self.cfg = cfg
         self.automatic_optimization = False
-        # One representation per VSD/ESD particle (one otherwise), sharing one fake score;
-        # particle 0 is the asset exported as model.glb.
-        particles = [make_representation(cfg, k, restore) for k in range(cfg.guidance.particles)]
-        setattr(self, PREFIX, torch.nn.ModuleList(particles))
-        self.background = Background(cfg.background, self.representation.color_channels, cfg.geometry.color_activation)
+        # The particles (sharing one fake score; particle 0 is the asset) and the background, under
+        # the names a Scene gives them, so export and evaluation load this checkpoint without Lightning.
+        assemble(self, cfg, restore)
         self.sampler = CameraSampler(cfg.camera, cfg.seed)
         self.prior = prior
         # The guidance is a submodule so a fake score's weights are checkpointed with the asset.
@@ -49,12 +46,6 @@ class TextTo3DSystem(pl.LightningModule):
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_stats: dict = {}
-        self._register_load_state_dict_pre_hook(_upgrade_checkpoint)
-
-    @property
-    def representation(self):
-        """Particle 0: the asset."""
-        return self.particles[0]
 
     # -- parameters ------------------------------------------------------------------------------
 
@@ -103,10 +94,6 @@ class TextTo3DSystem(pl.LightningModule):
         if step >= m.ambient_only_steps and torch.rand(1, generator=g).item() < m.shaded_prob:
             mode = "textureless" if torch.rand(1, generator=g).item() < m.textureless_prob else "shaded"
         return ShadingSpec(mode, m.ambient_light, m.diffuse_light)
-
-    def render(self, cams, shading, randomized=False, generator=None, bg_color=None) -> list[dict]:
-        """One render per particle, in particle order."""
-        return [rep.render(self.background, cams, shading, randomized, generator, bg_color) for rep in self.particles]
 
     def training_step(self, batch, batch_idx):
         step, c = self.global_step, self.cfg
@@ -194,28 +181,6 @@ class TextTo3DSystem(pl.LightningModule):
         self.bad_steps = extra.get("bad_steps", 0)
         for rep, extras in zip(self.particles, particle_extras(extra)):
             rep.load_checkpoint_extras(extras)
-
-    # -- queries used by export and evaluation --------------------------------------------------------
-
-    @torch.no_grad()
-    def render_views(self, cams, mode: str = "shaded", particle: int = 0, bg_color=None) -> dict:
-        """Renders for people (previews, turntable, evaluation), on the CPU: latent colours shown as RGB.
-        `bg_color` replaces the learned background (evaluation composites on the truth's white)."""
-        m = self.cfg.material
-        rep = self.particles[particle]
-        if rep.color_channels != 3:
-            mode = "albedo"  # latents are not lit
-        out = rep.render_chunked(self.background, cams, ShadingSpec(mode, m.ambient_light, m.diffuse_light), bg_color)
-        out["rgb"] = to_display_rgb(out["rgb"])
-        return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}  # drawn on the device, read here
-
-
-def _upgrade_checkpoint(state_dict, prefix, *args):
-    """Checkpoints of dreamer 0.1.0 (field.*, more_particles.*) load into today's layout."""
-    upgraded = upgrade_state_dict(state_dict)
-    if upgraded is not state_dict:
-        state_dict.clear()
-        state_dict.update(upgraded)
 
 
 def all_finite(tensors: list) -> bool:

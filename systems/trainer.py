@@ -11,6 +11,8 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
+from .scene import compute_device
+
 
 def quiet_lightning() -> None:
     """Lightning's advice lines are about datasets and loggers we do not have; our output is ours."""
@@ -22,11 +24,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # a frozen UNet copy (LoRA fake score)
     os.environ.setdefault("LITLOGGER_DISABLE", "1")
-
-
-def compute_device() -> torch.device:
-    """Where runs train, and then export and evaluate: the GPU when there is one."""
-    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def make_trainer(max_steps: int, callbacks: list | None = None) -> pl.Trainer:

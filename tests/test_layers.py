@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +133,17 @@ def test_an_import_inside_a_function_says_it_is_for_start_up_time():
                 unmarked.append(f"{path.relative_to(ROOT)}:{line} {name}")
     assert unmarked == []
 
+
+
+def test_commands_that_check_export_or_evaluate_do_not_load_lightning():
+    """Lightning takes seconds to import; only training needs it. Bad input is answered, and export
+    and evaluation load a checkpoint (systems/scene.py), without it."""
+    code = ("import sys, dreamer.cli, dreamer.pipeline, dreamer.evaluation; "
+            "print(sorted(m for m in sys.modules if 'lightning' in m))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = "import sys, systems.text_to_3d; print('pytorch_lightning' in sys.modules)"  # the check can fail
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout.strip() == "True"
 
 def test_the_checks_catch_what_they_are_for():
     """An upward import, a cycle and an unknown module are each reported."""
