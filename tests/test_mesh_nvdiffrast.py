@@ -180,3 +180,12 @@ def test_a_failed_nvdiffrast_build_stops_in_one_line_before_step_0(monkeypatch):
     message = str(err.value)
     assert "\n" not in message and "did not build (RuntimeError: Error building extension" in message
     assert "set renderer.backend=torch" in message
+
+
+def test_off_cuda_a_mesh_run_made_with_nvdiffrast_draws_with_our_path():
+    """An export or evaluation on a laptop of a run trained with nvdiffrast: the same image as ours."""
+    vertices, faces, cams = _scene()
+    bg = Background(BackgroundConfig())
+    images = [draw(vertices, faces, lambda p: 0.5 + 0.3 * p, bg, cams, ShadingSpec("shaded"), backend=b)["rgb"]
+              for b in ("torch", "nvdiffrast")]
+    assert torch.equal(images[0], images[1])
