@@ -108,10 +108,10 @@ def train(run: RunDir, cfg: ExperimentConfig, progress: bool = True, stage: str 
         torch.set_num_threads(count)
     if why and progress:
         say(why)
+    from systems.trainer import fit, make_trainer  # start-up: Lightning, to train only
     torch.manual_seed(cfg.seed)
     # From a checkpoint, the representations are only shaped (it fills them): a chained stage
     # does not read its previous run again.
-    from systems.trainer import fit, make_trainer  # start-up: Lightning, to train only
     system = build_system(cfg, restore=run.checkpoint.is_file())
     trainer = make_trainer(cfg.trainer.max_steps, _callbacks(cfg, run, progress, stage, watcher))
     device = compute_device()

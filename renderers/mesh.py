@@ -2,11 +2,12 @@
 
 Visibility, perspective-correct interpolation and edge antialiasing come from mesh_raster (pure
 PyTorch, any device), or from nvdiffrast's kernels with backend="nvdiffrast" on CUDA
-(mesh_nvdiffrast; the same questions answered, so the rest of the draw is shared). Each covered pixel's 3D surface point is interpolated from the vertices and
-the colour field answers there; shading uses the interpolated vertex normals. The background is
-composited before antialiasing, so silhouette pixels blend the object into what is behind it and
-vertex positions get gradients from the mask and the colour alike. Outputs are those of the other
-renderers: rgb, opacity, depth, normal.
+(mesh_nvdiffrast: the same questions answered, so the rest of the draw is shared). Each covered
+pixel's 3D surface point is interpolated from the vertices and the colour field answers there;
+shading uses the interpolated vertex normals. The background is composited before antialiasing,
+so silhouette pixels blend the object into what is behind it and vertex positions get gradients
+from the mask and the colour alike. Outputs are those of the other renderers: rgb, opacity, depth,
+normal.
 """
 from __future__ import annotations
 
