@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from dreamer.cameras import CameraBatch, get_rays, opencv_cameras
+from dreamer.errors import UserError
 from dreamer.gather import gather_rows
 
-from .mesh_nvdiffrast import NvdiffrastRaster
+from .mesh_nvdiffrast import INSTALL, NvdiffrastRaster, nvdiffrast_missing
 from .mesh_raster import antialias, barycentrics, interpolate, interpolate_depth, project, visible_triangles
 from .volume import ShadingSpec
 
@@ -39,6 +40,17 @@ class TorchRaster:
 
     def antialias(self, image: torch.Tensor) -> torch.Tensor:
         return antialias(image, self.pix, self.faces, self.tri_id)
+
+
+def check_backend(cfg, cuda: bool) -> None:
+    """Up-front check of renderer.backend for a mesh (raises UserError; builds nothing)."""
+    if cfg.backend == "nerfacc":
+        raise UserError("renderer.backend=nerfacc marches a NeRF's rays; a mesh is drawn with "
+                        "renderer.backend=torch or nvdiffrast")
+    if cfg.backend == "nvdiffrast":
+        reason = nvdiffrast_missing(cuda)
+        if reason:
+            raise UserError(f"renderer.backend=nvdiffrast but {reason}; {INSTALL}")
 
 
 def rasterizer(vertices, faces, cams: CameraBatch, backend: str = "torch", tile_size: int = 8):

@@ -44,17 +44,6 @@ def nvdiffrast_missing(cuda: bool) -> str | None:
     return None
 
 
-def check_mesh_backend(cfg, cuda: bool) -> None:
-    """Up-front check of renderer.backend for a mesh (raises UserError; builds nothing)."""
-    if cfg.backend == "nerfacc":
-        raise UserError("renderer.backend=nerfacc marches a NeRF's rays; a mesh is drawn with "
-                        "renderer.backend=torch or nvdiffrast")
-    if cfg.backend == "nvdiffrast":
-        reason = nvdiffrast_missing(cuda)
-        if reason:
-            raise UserError(f"renderer.backend=nvdiffrast but {reason}; {INSTALL}")
-
-
 def prepare_nvdiffrast(device: torch.device, say=None) -> None:
     """Before training: nvdiffrast builds its kernels on first use (minutes, then cached on disk), so
     make its context now, under a message, and turn a failed build into a one-line error."""

@@ -18,7 +18,7 @@ from dreamer.cameras import make_cameras, opencv_cameras
 from dreamer.config import BackgroundConfig
 from renderers import mesh_raster as mr
 from renderers.background import Background
-from renderers.mesh import TorchRaster, draw
+from renderers.mesh import TorchRaster, check_backend, draw
 from renderers.mesh_nvdiffrast import NvdiffrastRaster, clip_positions
 from renderers.volume import ShadingSpec
 
@@ -172,7 +172,7 @@ def test_a_failed_nvdiffrast_build_stops_in_one_line_before_step_0(monkeypatch):
     monkeypatch.setitem(sys.modules, "nvdiffrast", types.ModuleType("nvdiffrast"))
     monkeypatch.setitem(sys.modules, "nvdiffrast.torch", broken)
     monkeypatch.setattr(mesh_nvdiffrast, "_contexts", {})
-    mesh_nvdiffrast.check_mesh_backend(RendererConfig(backend="nvdiffrast"), cuda=True)  # importable: fine
+    check_backend(RendererConfig(backend="nvdiffrast"), cuda=True)  # importable: fine
     said = []
     with pytest.raises(UserError) as err:
         mesh_nvdiffrast.prepare_nvdiffrast(torch.device("cuda"), said.append)

@@ -25,8 +25,8 @@ from ..geometry.surface_fit import chamfer_fit, lattice_signed_distance, surface
 from ..geometry.tetrahedra import deformed, marching_tetrahedra, tet_grid
 from ..schedule import evaluate
 from ..topology import lattice_euler
-from renderers.mesh import draw, draw_chunked
-from renderers.mesh_nvdiffrast import check_mesh_backend, prepare_nvdiffrast
+from renderers.mesh import check_backend, draw, draw_chunked
+from renderers.mesh_nvdiffrast import prepare_nvdiffrast
 
 from .base import FieldRepresentation, Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
@@ -68,7 +68,7 @@ class Mesh(Representation):
     def validate(cls, cfg) -> None:
         m = cfg.geometry.mesh
         check_one_rgb_particle(cfg, "mesh")
-        check_mesh_backend(cfg.renderer, cuda=torch.cuda.is_available())
+        check_backend(cfg.renderer, cuda=torch.cuda.is_available())
         if m.init == "run":
             check_previous_run("mesh", m.init_path, "NeRF or Gaussian")
 

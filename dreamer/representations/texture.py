@@ -18,8 +18,8 @@ import torch
 from ..errors import UserError
 from ..export.mesh import TexturedMesh, bake_coverage, dilate
 from ..geometry.uv_texture import PyramidTexture, is_power_of_two
-from renderers.mesh import draw, draw_chunked
-from renderers.mesh_nvdiffrast import check_mesh_backend, prepare_nvdiffrast
+from renderers.mesh import check_backend, draw, draw_chunked
+from renderers.mesh_nvdiffrast import prepare_nvdiffrast
 
 from .base import Representation, check_one_rgb_particle, check_previous_run, coarse_folder
 
@@ -72,7 +72,7 @@ class UVTexture(Representation):
     def validate(cls, cfg) -> None:
         t = cfg.geometry.texture
         check_one_rgb_particle(cfg, "texture")
-        check_mesh_backend(cfg.renderer, cuda=torch.cuda.is_available())
+        check_backend(cfg.renderer, cuda=torch.cuda.is_available())
         if t.size != "auto" and not (float(t.size).is_integer() and is_power_of_two(int(t.size))):
             raise UserError(f"geometry.texture.size must be a power of two (256, 512, 1024, ...) or auto, got {t.size}")
         if t.init == "run":
