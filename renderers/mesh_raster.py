@@ -139,6 +139,9 @@ def barycentrics(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -
     batch = torch.arange(B, device=device)[:, None, None, None].expand(B, H, W, 3)
     corners = gather_pairs(pix, batch, faces[safe])  # (B, H, W, 3, 3)
     w = _edges(corners[..., :2], (ii + 0.5).to(pix.dtype), (jj + 0.5).to(pix.dtype))
+    # An uncovered pixel reads triangle 0 from outside it, where the perspective weights can sum to
+    # 0; masking the result afterwards would still send 0 * inf = NaN back to the vertices.
+    w = torch.where(covered[..., None], w, torch.ones_like(w))
     area = w.sum(-1, keepdim=True)
     b = w / torch.where(area == 0, torch.ones_like(area), area)
     pc = b / corners[..., 2]  # perspective correction: weights over 1/z, renormalized

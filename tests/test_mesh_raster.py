@@ -33,6 +33,20 @@ def test_one_triangle_coverage_and_barycentrics_by_hand():
     assert torch.allclose(bary.double(), by_hand, atol=1e-6)
 
 
+def test_uncovered_pixels_send_no_nan_to_the_vertices():
+    # Pixel (0, 0)'s centre (0.5, 0.5) has barycentrics (-1/2, -1/2, 2) in this triangle, and with
+    # depths (1, 1, 2) its perspective weights sum to exactly 0: an uncovered pixel that reads
+    # triangle 0 there must still give the vertices finite gradients (the mesh stage skipped steps).
+    pix = torch.tensor([[[2.5, 0.5, 1.0], [0.5, 2.5, 1.0], [1.0, 1.0, 2.0]]], requires_grad=True)
+    faces = torch.tensor([[0, 1, 2]])
+    ids = mr.visible_triangles(pix.detach(), faces, 4, 4, tile_size=4)
+    assert ids[0, 0, 0] == mr.NONE and (ids >= 0).any()
+    bary = mr.barycentrics(pix, faces, ids)
+    (bary * torch.arange(1.0, 4.0)).sum().backward()
+    assert torch.isfinite(pix.grad).all() and pix.grad.abs().sum() > 0
+    assert torch.equal(bary[0, 0, 0], torch.zeros(3))
+
+
 def test_tiles_find_exactly_the_triangles_the_dense_reference_finds():
     V, F = icosphere(3)
     cams = make_cameras([10.0, 30.0, -20.0], [0.0, 120.0, 250.0], [2.0, 2.0, 2.5], [40.0] * 3, 40, 48)
