@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="prior: image size renders are encoded at (default 512; use 64 on a CPU)")
     b.add_argument("--render-size", type=int, default=64, help="prior: render resolution")
     b.add_argument("--samples-per-ray", type=int, default=512, help="prior: NeRF samples per ray")
-    b.add_argument("--device", default="auto", help="prior, splats: auto (cuda when present), cpu, cuda")
+    b.add_argument("--device", default="auto", help="prior, splats, raster: auto (cuda when present), cpu, cuda")
     b.add_argument("--dtype", default="auto", help="prior: auto (fp16 on GPU), float32, float16, bfloat16")
     b.add_argument("--gaussians", default="1000,10000,50000", help="splats: comma-separated Gaussian counts")
     b.add_argument("--sizes", default=None, help="splats, raster: comma-separated image sizes "
@@ -383,12 +383,30 @@ def _bench_raster(args) -> int:
     if min(counts) < 8 or min(sizes) < 8:
         raise UserError("--faces and --sizes must be at least 8")
     from .bench import raster  # start-up
-    rows = raster.run(counts, sizes, say=lambda m: print(m, file=sys.stderr, flush=True))
-    text = raster.table(rows)
+    from .priors.loading import pick_device  # start-up
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    device, dr = pick_device(args.device), None
+    if device.type == "cuda":  # nvdiffrast joins the table where it is installed and its kernels build
+        dr = _nvdiffrast_for_bench(device, say)
+    rows = raster.run(counts, sizes, say=say, device=str(device), nvdiffrast=dr)
+    text = raster.table(rows, str(device))
     print(text)
     if args.markdown:
         write_text(Path(args.markdown), text + "\n")
     return 0
+
+
+def _nvdiffrast_for_bench(device, say):
+    """nvdiffrast's torch module with its kernels built, or None (and why, said) where it cannot run."""
+    from renderers.mesh_nvdiffrast import nvdiffrast_missing, prepare_nvdiffrast  # start-up
+    reason = nvdiffrast_missing(True)
+    if reason is None:
+        try:
+            return prepare_nvdiffrast(device, say)
+        except UserError as exc:
+            reason = str(exc)
+    say(f"nvdiffrast is left out of the table: {reason}")
+    return None
 
 
 def _eval(args) -> int:

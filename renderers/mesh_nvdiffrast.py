@@ -44,11 +44,12 @@ def nvdiffrast_missing(cuda: bool) -> str | None:
     return None
 
 
-def prepare_nvdiffrast(device: torch.device, say=None) -> None:
+def prepare_nvdiffrast(device: torch.device, say=None):
     """Before training: nvdiffrast builds its kernels on first use (minutes, then cached on disk), so
-    make its context now, under a message, and turn a failed build into a one-line error."""
+    make its context now, under a message, and turn a failed build into a one-line error. Returns
+    nvdiffrast's torch module (None off CUDA)."""
     if device.type != "cuda":
-        return
+        return None
     dr = importlib.import_module("nvdiffrast.torch")
     if say is not None:
         say("preparing nvdiffrast's CUDA kernels (the first build takes minutes; later runs use the cache)")
@@ -57,6 +58,7 @@ def prepare_nvdiffrast(device: torch.device, say=None) -> None:
     except Exception as exc:  # noqa: BLE001 - a failed build raises whatever its compiler step raised
         raise UserError(f"renderer.backend=nvdiffrast but its kernels did not build ({type(exc).__name__}: "
                         f"{first_line(exc)}); {INSTALL}") from exc
+    return dr
 
 
 def _context(dr, device: torch.device):

@@ -149,9 +149,10 @@ def test_gpu_check_dry_run_lists_every_step_and_runs_nothing(tmp_path):
     proc = gpu_check("--dry-run", "--skip", "bench-splats", "--out", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 11 and "within 8 minutes" in lines[0]
+    assert len(lines) == 12 and "within 8 minutes" in lines[0]
     assert lines[5].startswith("  5. guidance:") and "VSD/ESD/DSD 30 steps" in lines[5]
     assert lines[10] == "  10. bench-splats: (left out)"
+    assert lines[11].startswith("  11. bench-raster:") and "nvdiffrast" in lines[11]
     assert not (tmp_path / "report").exists()
 
 

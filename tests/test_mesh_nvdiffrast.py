@@ -189,3 +189,15 @@ def test_off_cuda_a_mesh_run_made_with_nvdiffrast_draws_with_our_path():
     images = [draw(vertices, faces, lambda p: 0.5 + 0.3 * p, bg, cams, ShadingSpec("shaded"), backend=b)["rgb"]
               for b in ("torch", "nvdiffrast")]
     assert torch.equal(images[0], images[1])
+
+
+def test_bench_raster_times_nvdiffrast_on_the_same_scenes():
+    """`dreamer bench raster` on CUDA adds nvdiffrast's column; here the stand-in (our kernels behind
+    nvdiffrast's calls) takes its place, so the column and its ratio are computed and printed."""
+    from dreamer.bench import raster
+    rows = raster.run(face_counts=(600,), sizes=(32,), repeats=1, dense_faces=200, say=lambda m: None,
+                      nvdiffrast=StandIn)
+    assert rows[0]["nvdiffrast_s"] > 0
+    text = raster.table(rows)
+    assert "| nvdiffrast | nvdiffrast vs ours |" in text.splitlines()[2] and "× faster |" in text.splitlines()[-1]
+    assert "nvdiffrast" not in raster.table([{k: v for k, v in rows[0].items() if k != "nvdiffrast_s"}])
