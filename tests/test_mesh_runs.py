@@ -38,6 +38,7 @@ def test_a_mesh_run_killed_in_its_mesh_stage_resumes_to_the_same_final_step(mesh
     assert coarse["status"] == "done" and coarse["step"] == COARSE_STEPS and (run / "coarse" / "model.glb").is_file()
     state = json.loads((run / "run.json").read_text())
     assert state["status"] == "done" and state["step"] == MESH_STEPS
+    assert state["skipped_steps"] == 0  # uncovered pixels once sent NaN to the vertices (8 of 300 steps skipped)
     rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, MESH_STEPS + 1))  # no gap, no duplicate
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == MESH_STEPS
