@@ -6,7 +6,7 @@ training orbit (distance 2.0, fovy 40 degrees, elevation 15). One timing is the 
 backward of a random linear loss on the image. The dense reference shares everything but the
 visibility step, which tests every face against every pixel; its cost is linear in the faces, so
 it is timed on the first `dense_faces` faces and scaled (the table says so). On CUDA with
-nvdiffrast installed, nvdiffrast's kernels join the table for the same steps (renderers/mesh.py's
+nvdiffrast installed, nvdiffrast's kernels join the table for the same steps (renderers/mesh_nvdiffrast.py's
 `NvdiffrastRaster`: rasterize, interpolate, antialias, then the same backward).
 """
 from __future__ import annotations
