@@ -38,7 +38,7 @@ def test_a_mesh_run_killed_in_its_mesh_stage_resumes_to_the_same_final_step(mesh
     assert coarse["status"] == "done" and coarse["step"] == COARSE_STEPS and (run / "coarse" / "model.glb").is_file()
     state = json.loads((run / "run.json").read_text())
     assert state["status"] == "done" and state["step"] == MESH_STEPS
-    assert state["skipped_steps"] == 0  # uncovered pixels once sent NaN to the vertices (8 of 300 steps skipped)
+    assert state["skipped_steps"] == 0  # uncovered pixels once sent NaN to the vertices (up to 42 of 300 steps skipped)
     rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, MESH_STEPS + 1))  # no gap, no duplicate
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == MESH_STEPS
@@ -86,9 +86,9 @@ def test_the_mesh_stage_starts_from_its_coarse_field(start_iou):
 
 def test_the_mesh_stage_improves_the_silhouette_it_starts_from(mesh_run, start_iou):
     """The prior's steps improve the fitted start (a learning rate 10x the recipe's crumpled it: the
-    demo duck from IoU 0.72 to 0.52). Measured on this duck (a 100-step coarse NeRF): start 0.647,
-    after 60 mesh steps 0.656, after 150 0.669. A 600-step NeRF leaves less to gain (+0.01 in 300
-    steps), and some objects lose a little (docs/evaluation.md: the mushroom 0.818 -> 0.806)."""
+    demo duck from IoU 0.72 to 0.52). Measured on this duck (a 100-step coarse NeRF at 0.637): 0.657
+    after 150 mesh steps (CI, 2026-12-04). A 600-step NeRF leaves less to gain (+0.01 in 300 steps),
+    and some objects lose a little (docs/evaluation.md: the toy car 0.439 -> 0.432)."""
     run, _ = mesh_run
     final = json.loads((run / "run.json").read_text())["metrics"]["silhouette_iou_8views"]
     assert final > start_iou[0] + 0.01
