@@ -140,10 +140,10 @@ def barycentrics(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -
     corners = gather_pairs(pix, batch, faces[safe])  # (B, H, W, 3, 3)
     w = _edges(corners[..., :2], (ii + 0.5).to(pix.dtype), (jj + 0.5).to(pix.dtype))
     # An uncovered pixel reads triangle 0 from outside it, where the perspective weights can sum to
-    # 0; masking the result afterwards would still send 0 * inf = NaN back to the vertices.
+    # 0; masking the result afterwards would still send 0 * inf = NaN back to the vertices. (A covered
+    # pixel's triangle has a nonzero area: visibility drops degenerate ones.)
     w = torch.where(covered[..., None], w, torch.ones_like(w))
-    area = w.sum(-1, keepdim=True)
-    b = w / torch.where(area == 0, torch.ones_like(area), area)
+    b = w / w.sum(-1, keepdim=True)
     pc = b / corners[..., 2]  # perspective correction: weights over 1/z, renormalized
     pc = pc / pc.sum(-1, keepdim=True)
     return torch.where(covered[..., None], pc, torch.zeros_like(pc))
