@@ -104,9 +104,11 @@ class PriorConfig:
     world: Choice("exact", "realistic") = "exact"  # toy: the exact mixture score, or one that generalizes like a real prior
     posterior_resolution: Int(1, 64) = 8  # toy, realistic world: the references are weighed on an R x R view of x_t
     posterior_temperature: Float(1, 1e6) = 64.0  # toy, realistic world: the weighing assumes sqrt(T) times the noise
-    front_lean: Float(0, 10) = 1.5  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group
+    front_lean: Float(0, 10) = 3.0  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group
     view_blind: Float(0, 1) = 0.0  # toy, realistic world: this share of the denoised image is the prompt's mean reference, whatever x_t
     weigh_on: Choice("image", "silhouette") = "image"  # toy, realistic world: weigh references on their images, or on their outlines alone
+    view_odds: Float(0, 20) = 1.0  # toy, realistic world: > 0: a view suffix multiplies its label's odds by e^this; 0: it moves view_fidelity of the mass
+    lean_empty_prompt: bool = False  # toy, realistic world: the empty prompt leans to the front too (false: only prompts naming an object do)
     # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
     revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N

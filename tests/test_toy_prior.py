@@ -196,6 +196,42 @@ def test_the_realistic_world_leans_to_the_front_within_each_group(small_catalogu
     assert torch.equal(exact.log_weights("a rubber duck, back view"), small_prior.log_weights("a rubber duck, back view"))
 
 
+def test_view_odds_multiply_the_labels_odds_against_the_front_lean(small_catalogue, small_prior):
+    """view_odds b: a view suffix multiplies the odds of the object's references with its label by
+    e^b, on top of the lean, so the label's share is no longer fixed: a strong lean outweighs it."""
+    from dreamer.toy.prior import ToyPrior
+    make = lambda lean: ToyPrior(small_catalogue, refs_per_object=48, world="realistic", front_lean=lean, view_odds=1.0)  # noqa: E731
+    prior = make(1.5)
+    w = prior.log_weights("a rubber duck, back view").double().exp()
+    duck, back = prior.refs.object_ids == 0, prior.refs.labels == VIEW_LABELS.index("back")
+    cos = torch.cos(torch.deg2rad(prior.refs.azimuth.double()))
+    lean = torch.exp(1.5 * cos)
+    expected = torch.where(duck, lean * torch.where(back, math.e, 1.0), torch.zeros_like(lean))
+    assert torch.allclose(w, expected / expected.sum()) and float(w[~duck].sum()) == 0
+    # no suffix: the lean alone, as without view odds
+    plain = ToyPrior(small_catalogue, refs_per_object=48, world="realistic", front_lean=1.5)
+    assert torch.allclose(prior.log_weights("a rubber duck"), plain.log_weights("a rubber duck"))
+    # the back label's share falls as the lean grows (with fixed mass it would stay view_fidelity)
+    share = lambda p: float(p.log_weights("a rubber duck, back view").double().exp()[duck & back].sum())  # noqa: E731
+    assert share(make(0.0)) > share(make(1.5)) > share(make(3.0))
+    exact = ToyPrior(small_catalogue, refs_per_object=48, view_odds=1.0)  # the exact world ignores it
+    assert torch.equal(exact.log_weights("a rubber duck, back view"), small_prior.log_weights("a rubber duck, back view"))
+
+
+def test_without_lean_on_the_empty_prompt_only_object_prompts_lean(small_catalogue):
+    """lean_empty_prompt=false: the empty prompt weighs every reference alike (1 / N); a prompt naming
+    an object keeps its lean, so the two branches of classifier-free guidance differ by it."""
+    from dreamer.toy.prior import ToyPrior
+    make = lambda flag: ToyPrior(small_catalogue, refs_per_object=48, world="realistic", front_lean=3.0,  # noqa: E731
+                                 view_odds=1.0, lean_empty_prompt=flag)
+    captions, both = make(False), make(True)
+    n = len(captions.refs.images)
+    assert torch.allclose(captions.log_weights("").double().exp(), torch.full((n,), 1.0 / n, dtype=torch.float64))
+    assert not torch.allclose(both.log_weights("").double().exp(), torch.full((n,), 1.0 / n, dtype=torch.float64))
+    for prompt in ("a rubber duck", "a snowman, back view"):
+        assert torch.equal(captions.log_weights(prompt), both.log_weights(prompt))
+
+
 def test_a_view_blind_share_of_the_estimate_is_the_prompts_mean_reference(small_catalogue):
     """view_blind b: the denoised image is (1 - b) of the realistic world's plus b of the prompt's
     mean reference (weights softmax(log w)), whatever x_t shows; b = 0 is the realistic world."""

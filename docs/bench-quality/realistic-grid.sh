@@ -9,16 +9,23 @@
 # results.csv and summary.md are copied (default: docs/bench-quality/realistic of this checkout).
 # Run it from a copy of the repository root (a snapshot of the code: python -m runs the checkout's
 # code, not an install), with the venv's python first on PATH.
+# The chunks below ran in the realistic world's first version (until 2026-12-04: view words moved 30% of
+# the mass, every prompt leaned by 1.5); V1 holds those settings so the committed chunks stay
+# reproducible. The second version (the defaults since: view words as odds, the lean in the captions)
+# has its own chunks at the end, results under realistic-v2/.
 set -u
 ROOT=${1:-/work/bench-quality/realistic}
 RESULTS=${2:-$(dirname "$0")/realistic}
+V1="prior.front_lean=1.5 prior.view_odds=0 prior.lean_empty_prompt=true"
+WORLD=$V1
 FRONT="rubber duck,snowman,toy car,penguin"
 SIX="$FRONT,mushroom,coffee mug"
 chunk() {  # chunk NAME FOLDER bench-arguments...
   local name=$1 folder=$2; shift 2
   if [ -f "$RESULTS/$name/summary.md" ]; then echo "chunk $name: done before, skipped"; return; fi
   echo "chunk $name: $(date -u +%FT%TZ) start"
-  python -m dreamer.cli bench quality --jobs "${JOBS:-2}" --out "$ROOT/$folder" "$@" prior.world=realistic || return
+  # shellcheck disable=SC2086  # WORLD is a list of overrides
+  python -m dreamer.cli bench quality --jobs "${JOBS:-2}" --out "$ROOT/$folder" "$@" prior.world=realistic $WORLD || return
   mkdir -p "$RESULTS/$name" && cp "$ROOT/$folder/results.csv" "$ROOT/$folder/summary.md" "$RESULTS/$name/"
   echo "chunk $name: $(date -u +%FT%TZ) done"
 }
@@ -44,3 +51,17 @@ chunk saturation-seed1-bsd100 bsd-cfg100 --methods bsd --objects "$FRONT" --seed
 # the test suite on 2026-12-03); the other two objects:
 chunk main2-seed1-rest main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "mushroom,coffee mug" --seeds 1  # 12
 chunk esd-lambda1 esd-lambda1 --methods esd --objects "$SIX" --seeds 0,1,2 guidance.entropy_weight=1.0  # 18
+# The second version of the realistic world (its defaults): run folders under ROOT/v2, results under
+# realistic-v2/. Seed 0 of SDS at the recipe, 7.5 and 100, and of VSD and ESD, on the four
+# front-distinct objects, first.
+WORLD=""
+ROOT=$ROOT/v2
+RESULTS=${2:-$(dirname "$0")/realistic}-v2
+FOUR="penguin,rubber duck,toy car,snowman"
+chunk sds-seed0 sds --methods sds --objects "$FOUR" --seeds 0  # 4
+chunk sds7.5-seed0 sds-cfg7.5 --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=7.5  # 4
+chunk sds100-seed0 sds-cfg100 --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=100  # 4
+chunk vsd-esd-seed0 main3 --methods vsd,esd --objects "$FOUR" --seeds 0  # 8
+chunk sds-vsd-esd-seeds012 main3 --methods sds,vsd,esd --objects "$FOUR" --seeds 0,1,2  # 28 more
+chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0  # 36
+chunk bsd100-seed0 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4

@@ -27,6 +27,7 @@ def build_prior(cfg, progress=None):
         return ToyPrior(Catalogue.with_extension(cfg.catalogue), resolution=64, refs_per_object=cfg.refs_per_object,
                         view_fidelity=cfg.view_fidelity, progress=progress, world=cfg.world,
                         posterior_resolution=cfg.posterior_resolution, posterior_temperature=cfg.posterior_temperature,
-                        front_lean=cfg.front_lean, view_blind=cfg.view_blind, weigh_on=cfg.weigh_on)
+                        front_lean=cfg.front_lean, view_blind=cfg.view_blind, weigh_on=cfg.weigh_on,
+                        view_odds=cfg.view_odds, lean_empty_prompt=cfg.lean_empty_prompt)
     from .diffusers_prior import load_diffusers_prior  # start-up: diffusers
     return load_diffusers_prior(source, cfg, progress)

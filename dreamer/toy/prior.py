@@ -26,6 +26,16 @@ Two worlds (prior.world):
   a share b of the estimate is the prompt's mean reference whatever x_t shows, as an under-fit
   model regresses to the mean; with the front lean that mean shows the front, from every side.
 
+  With lean_empty_prompt = false, the empty prompt (the unconditional branch) weighs the references
+  as sampled, already half within 45 degrees of the front, and only a prompt naming an object leans:
+  the lean is then the captions' bias, so the classifier-free direction (prompt minus empty) carries
+  the front's look at every view, as a real prior's does.
+
+  With view_odds = b > 0 (realistic world only), a view suffix multiplies the odds of the object's
+  references with its label by e^b instead of moving view_fidelity of the mass onto them, so a
+  strong front lean can outweigh a "back view" suffix, as a real prior's photo bias outweighs its
+  loosely learned view words: with lean 3 and b = 1 a back reference still weighs e^-5 of a front one.
+
   With weigh_on = silhouette (realistic world only), each reference is weighed by its silhouette
   filled with its object's mean colour (over all its references' covered pixels) instead of its own
   image: two views with one outline (a penguin's front and back) weigh the same whatever x_t's
@@ -58,7 +68,7 @@ class ToyPrior(Prior):
                  refs_per_object: int = 200, view_fidelity: float | str = 0.7, progress=None,
                  chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
                  posterior_temperature: float = 64.0, front_lean: float = 0.0, view_blind: float = 0.0,
-                 weigh_on: str = "image"):
+                 weigh_on: str = "image", view_odds: float = 0.0, lean_empty_prompt: bool = True):
         self.catalogue = catalogue or Catalogue()
         if view_fidelity == "auto":  # real priors follow view words loosely
             view_fidelity = 0.3 if world == "realistic" else 0.7
@@ -81,6 +91,8 @@ class ToyPrior(Prior):
         self.temperature = 1.0 if world == "exact" else float(posterior_temperature)
         self.view_blind = float(view_blind) if world == "realistic" else 0.0
         self.weigh_on = weigh_on if world == "realistic" else "image"
+        self.view_odds = float(view_odds) if world == "realistic" else 0.0
+        self.lean_empty_prompt = bool(lean_empty_prompt)
         weighed = silhouettes(self.refs) if self.weigh_on == "silhouette" else self.refs.images.double()
         coarse = self.weighing_resolution != resolution or self.weigh_on != "image"
         self._weighed_refs = self.coarse(weighed) if coarse else self._refs64  # no copy
@@ -97,10 +109,17 @@ class ToyPrior(Prior):
         n_obj = len(self.catalogue.objects)
         mass = torch.zeros(len(ids), dtype=torch.float64)
         objects = range(n_obj) if obj is None else [obj]
-        lean = self._lean
+        # The empty prompt weighs the references as sampled unless lean_empty_prompt: the lean is the
+        # captions' bias (a photo captioned "a penguin" shows its front), not the images'.
+        lean = self._lean if obj is not None or self.lean_empty_prompt else torch.ones_like(self._lean)
         for o in objects:
             in_obj = ids == o
             share = 1.0 / len(objects)
+            if label is not None and self.view_odds:  # the label's odds times e^odds, against the lean
+                odds = torch.where(labels[in_obj] == VIEW_LABELS.index(label), math.exp(self.view_odds), 1.0)
+                weight = lean[in_obj] * odds
+                mass[in_obj] = share * weight / weight.sum()
+                continue
             if label is None:
                 mass[in_obj] = share * lean[in_obj] / lean[in_obj].sum()
                 continue
