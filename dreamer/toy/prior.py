@@ -114,23 +114,21 @@ class ToyPrior(Prior):
         lean = self._lean if obj is not None or self.lean_empty_prompt else torch.ones_like(self._lean)
         for o in objects:
             in_obj = ids == o
-            share = 1.0 / len(objects)
-            if label is not None and self.view_odds:  # the label's odds times e^odds, against the lean
-                odds = torch.where(labels[in_obj] == VIEW_LABELS.index(label), math.exp(self.view_odds), 1.0)
-                weight = lean[in_obj] * odds
-                mass[in_obj] = share * weight / weight.sum()
-                continue
-            if label is None:
-                mass[in_obj] = share * lean[in_obj] / lean[in_obj].sum()
-                continue
-            match = in_obj & (labels == VIEW_LABELS.index(label))
-            rest = in_obj & ~match
-            if match.sum() == 0 or rest.sum() == 0:  # nothing to reweight: stay uniform
-                mass[in_obj] = share * lean[in_obj] / lean[in_obj].sum()
-                continue
-            mass[match] = share * self.view_fidelity * lean[match] / lean[match].sum()
-            mass[rest] = share * (1 - self.view_fidelity) * lean[rest] / lean[rest].sum()
+            mass[in_obj] = self._object_mass(lean[in_obj], labels[in_obj], label) / len(objects)
         return torch.where(mass > 0, mass.log(), torch.full_like(mass, -math.inf)).float()
+
+    def _object_mass(self, lean: torch.Tensor, labels: torch.Tensor, label: str | None) -> torch.Tensor:
+        """One object's references' weights (summing to 1) under a view label (None: no suffix)."""
+        if label is None:
+            return lean / lean.sum()
+        match = labels == VIEW_LABELS.index(label)
+        if self.view_odds:  # the label's odds times e^odds, against the lean
+            weight = lean * torch.where(match, math.exp(self.view_odds), 1.0)
+            return weight / weight.sum()
+        if not match.any() or match.all():  # nothing to reweight
+            return lean / lean.sum()
+        fidelity = self.view_fidelity
+        return torch.where(match, fidelity * lean / lean[match].sum(), (1 - fidelity) * lean / lean[~match].sum())
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         return torch.stack([self.log_weights(p) for p in prompts])
