@@ -44,8 +44,8 @@ Two worlds (prior.world):
   references.
 
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
-moves `view_fidelity` of that object's mass onto references with the matching label, and the
-empty prompt is the uniform mixture over objects.
+moves `view_fidelity` of that object's mass onto references with the matching label (or, with
+view_odds, multiplies their odds), and the empty prompt is the uniform mixture over objects.
 """
 from __future__ import annotations
 
