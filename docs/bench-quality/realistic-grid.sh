@@ -53,7 +53,8 @@ chunk main2-seed1-rest main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "mushro
 chunk esd-lambda1 esd-lambda1 --methods esd --objects "$SIX" --seeds 0,1,2 guidance.entropy_weight=1.0  # 18
 # The second version of the realistic world (its defaults): run folders under ROOT/v2, results under
 # realistic-v2/. SDS at the recipe (three seeds), at 7.5 and 100, and VSD and ESD, on the four
-# front-distinct objects, first; the first five chunks are done (2026-12-04).
+# front-distinct objects, first; the chunks up to vsd-seeds012 are done (2026-12-04; sds-seeds012 was scored
+# with the seed-0 runs copied in from where they ran, which the script's own run would not need).
 WORLD=""
 ROOT=$ROOT/v2
 RESULTS=${2:-$(dirname "$0")/realistic}-v2
@@ -63,6 +64,8 @@ chunk sds-seeds12 sds --methods sds --objects "$FOUR" --seeds 1,2  # 8
 chunk sds7.5-seed0 sds-cfg7.5 --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=7.5  # 4
 chunk sds100-seed0 sds-cfg100 --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=100  # 4
 chunk vsd-esd-seed0 main3 --methods vsd,esd --objects "$FOUR" --seeds 0  # 8
-chunk vsd-esd-seeds012 main3 --methods vsd,esd --objects "$FOUR" --seeds 0,1,2  # 16 more
+chunk sds-seeds012 sds --methods sds --objects "$FOUR" --seeds 0,1,2  # none new: the three seeds scored together
+chunk vsd-seeds012 main3 --methods vsd --objects "$FOUR" --seeds 0,1,2  # 8 more
+chunk vsd-esd-seeds012 main3 --methods vsd,esd --objects "$FOUR" --seeds 0,1,2  # 8 more (ESD)
 chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0  # 36
 chunk bsd100-seed0 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4
