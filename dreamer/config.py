@@ -98,7 +98,7 @@ def _num(x) -> str:
 @dataclass
 class PriorConfig:
     name: str = "toy"  # "toy", a hub id already in the local cache, or a diffusers pipeline folder
-    view_fidelity: Annotated[NumberOrAuto, Range(0, 1)] = "auto"  # toy: an object's mass on references of the asked view; auto: 0.7 (exact world), 0.3 (realistic)
+    view_fidelity: Annotated[NumberOrAuto, Range(0, 1)] = "auto"  # toy: an object's mass on references of the asked view; auto: 0.7 (exact world), 0.3 (realistic, used there only with view_odds=0)
     refs_per_object: Int(1, 5000) = 200  # toy: reference renders per catalogue object
     catalogue: Optional[str] = None  # toy: YAML file adding user objects from meshes
     world: Choice("exact", "realistic") = "exact"  # toy: the exact mixture score, or one that generalizes like a real prior

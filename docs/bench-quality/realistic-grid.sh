@@ -57,7 +57,7 @@ chunk esd-lambda1 esd-lambda1 --methods esd --objects "$SIX" --seeds 0,1,2 guida
 # with the seed-0 runs copied in from where they ran, which the script's own run would not need).
 WORLD=""
 ROOT=$ROOT/v2
-RESULTS=${2:-$(dirname "$0")/realistic}-v2
+RESULTS=$RESULTS-v2
 FOUR="penguin,rubber duck,toy car,snowman"
 chunk sds-seed0 sds --methods sds --objects "$FOUR" --seeds 0  # 4
 chunk sds-seeds12 sds --methods sds --objects "$FOUR" --seeds 1,2  # 8
