@@ -67,5 +67,5 @@ chunk vsd-esd-seed0 main3 --methods vsd,esd --objects "$FOUR" --seeds 0  # 8
 chunk sds-seeds012 sds --methods sds --objects "$FOUR" --seeds 0,1,2  # none new: the three seeds scored together
 chunk vsd-seeds012 main3 --methods vsd --objects "$FOUR" --seeds 0,1,2  # 8 more
 chunk vsd-esd-seeds012 main3 --methods vsd,esd --objects "$FOUR" --seeds 0,1,2  # 8 more (ESD)
-chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0  # 36
 chunk bsd100-seed0 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4
+chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0  # 36
