@@ -69,3 +69,6 @@ chunk vsd-seeds012 main3 --methods vsd --objects "$FOUR" --seeds 0,1,2  # 8 more
 chunk vsd-esd-seeds012 main3 --methods vsd,esd --objects "$FOUR" --seeds 0,1,2  # 8 more (ESD)
 chunk bsd100-seed0 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4
 chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --seeds 0  # 36
+# SDS, VSD and ESD on the two objects without a distinct front, so the six-method chunk's means over
+# six objects have their baselines (seed 0).
+chunk main3-two-more-seed0 main3 --methods sds,vsd,esd --objects "mushroom,coffee mug" --seeds 0  # 6
