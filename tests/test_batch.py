@@ -2,7 +2,6 @@
 ordinary run folders, failures kept to their job, reruns that resume and skip, the summary."""
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -190,6 +189,43 @@ def test_a_ray_worker_killed_mid_run_is_retried_and_the_rerun_does_no_work(ray_c
     assert "silhouette_iou_8views" in state["metrics"]
     again = batch(*args)
     assert again.returncode == 0 and "1 jobs, 1 already done" in again.stderr
+
+
+def test_killing_the_batch_stops_its_local_workers(tmp_path):
+    """A batch killed outright (SIGKILL: no cleanup runs in it) must not leave its worker training on in
+    the run folder, where a rerun would resume the same run beside it."""
+    (tmp_path / "jobs.txt").write_text("a snowman\n")
+    args = [tmp_path / "jobs.txt", "--out", tmp_path / "batch", *TINY, "trainer.max_steps=5000"]
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", "batch", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "batch" / "001-a-snowman"
+    deadline, worker = time.time() + 300, None
+    while time.time() < deadline and worker is None:
+        state = _json(run / "run.json")
+        if state.get("step", 0) >= 2 and state.get("status") == "running":
+            worker = state["pid"]
+        time.sleep(0.2)
+    try:
+        assert worker and worker != proc.pid, "the job never reached step 2 in a worker"
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and _alive(worker):
+            time.sleep(0.2)
+        assert not _alive(worker), "the worker trains on after its batch was killed"
+    finally:
+        proc.kill()
+        if worker and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as ended: nobody may reap an orphan in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _json(path: Path) -> dict:

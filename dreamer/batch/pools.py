@@ -53,7 +53,8 @@ class LocalPool:
 
     def _run(self, spec: dict, out: Path) -> dict:
         device = self.devices.get()
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "DREAMER_THREADS": str(self.threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "DREAMER_THREADS": str(self.threads),
+               "DREAMER_PARENT_PID": str(os.getpid())}  # the worker ends with the batch (worker.exit_with_parent)
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
         try:

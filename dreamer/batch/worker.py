@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -48,7 +50,24 @@ def _score(out: Path, views: int) -> None:
         evaluate_run(run, views)
 
 
+def exit_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+    """End this process once `parent` is no longer its parent (it died and the worker was adopted), so
+    a killed batch leaves no worker training on in a run folder that the rerun will resume. Polling,
+    not prctl's parent-death signal: that one is Linux-only and fires when the spawning *thread* ends.
+    Checkpoints are written atomically, so ending mid-save keeps the previous one."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(3)  # no cleanup to wait for: the run resumes from its last checkpoint
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str]) -> int:
+    parent = int(os.environ.get("DREAMER_PARENT_PID", "0"))
+    if parent:  # started by the local pool
+        exit_with_parent(parent)
     outcome = run_job(json.loads(argv[0]), argv[1], int(os.environ.get("DREAMER_THREADS", "0")) or None)
     if outcome["status"] != "done":
         print(f"dreamer: error: {outcome['error']}", file=sys.stderr)
