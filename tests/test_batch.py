@@ -191,6 +191,7 @@ def test_a_ray_worker_killed_mid_run_is_retried_and_the_rerun_does_no_work(ray_c
     assert again.returncode == 0 and "1 jobs, 1 already done" in again.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
 def test_killing_the_batch_stops_its_local_workers(tmp_path):
     """A batch killed outright (SIGKILL: no cleanup runs in it) must not leave its worker training on in
     the run folder, where a rerun would resume the same run beside it."""
