@@ -15,19 +15,19 @@ import sys
 
 import torch
 
-from dreamer.eval.metrics import heldout_cameras, object_renderer
+from dreamer.eval.metrics import heldout_cameras, object_renderer, saturation
 from dreamer.evaluation import run_renderer
 from dreamer.pipeline import load_system
 from dreamer.runs import RunDir
 from dreamer.toy.catalogue import toy_object
 
 
-def core_colour(rgb: torch.Tensor, core: torch.Tensor) -> dict:
-    """rgb (B, H, W, 3) in [0, 1], core (B, H, W) bool -> the three colour measures over the core."""
-    px = rgb[core]
-    hi, lo = px.max(-1).values, px.min(-1).values
+def core_colour(rgb: torch.Tensor, coverage: torch.Tensor) -> dict:
+    """rgb (B, H, W, 3) in [0, 1], coverage (B, H, W) -> the three colour measures over the opaque core."""
+    px = rgb[coverage > 0.95]
+    chroma = px.max(-1).values - px.min(-1).values
     clipped = ((px <= 0.02) | (px >= 0.98)).any(-1)
-    return {"hsv": float(((hi - lo) / hi.clamp_min(1e-6)).mean()), "chroma": float((hi - lo).mean()),
+    return {"hsv": saturation(rgb, coverage, 0.95), "chroma": float(chroma.mean()),
             "clipped": float(clipped.float().mean())}
 
 
@@ -39,9 +39,8 @@ def main(folders: list[str]) -> None:
         cams = heldout_cameras(cfg.camera, 16, 64)
         rgb, cov = run_renderer(load_system(run, cfg))(cams)
         t_rgb, t_cov = object_renderer(toy_object(cfg.prior, cfg.prompt))(cams)
-        core, t_core = cov > 0.95, t_cov > 0.95
-        mine, truth = core_colour(rgb, core), core_colour(t_rgb, t_core)
-        both = core & t_core
+        mine, truth = core_colour(rgb, cov), core_colour(t_rgb, t_cov)
+        both = (cov > 0.95) & (t_cov > 0.95)
         rmse = float(((rgb[both] - t_rgb[both]) ** 2).mean().sqrt())
         print(f"{folder} | {cfg.prompt} | {mine['hsv']:.3f} | {mine['chroma']:.3f} | {mine['clipped']:.3f} | "
               f"{rmse:.3f} || {truth['hsv']:.3f} | {truth['chroma']:.3f} | {truth['clipped']:.3f}", flush=True)

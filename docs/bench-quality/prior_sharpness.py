@@ -15,15 +15,12 @@ import torch
 from dreamer.cameras import view_labels, view_prompt
 from dreamer.eval.janus import _cams
 from dreamer.eval.metrics import gaussian_blur
-from dreamer.toy.catalogue import Catalogue
-from dreamer.toy.prior import ToyPrior
+from dreamer.config import PriorConfig
+from dreamer.priors.factory import build_prior
 from dreamer.toy.render import render_object
 
 SIGMAS = (0.01, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # pixels; 0.01 is the clean view
 STEPS = (20, 50, 100, 200, 400)
-# The realistic world's defaults (dreamer/config.py), spelt out: ToyPrior's own defaults are the exact world's.
-WORLDS = {"exact": {"world": "exact"},
-          "realistic": {"world": "realistic", "front_lean": 3.0, "view_odds": 1.0, "lean_empty_prompt": False}}
 
 
 def blurred(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -33,8 +30,8 @@ def blurred(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def main() -> None:
     torch.manual_seed(0)
-    catalogue = Catalogue()
-    priors = {name: ToyPrior(catalogue, **kw) for name, kw in WORLDS.items()}
+    priors = {world: build_prior(PriorConfig(world=world)) for world in ("exact", "realistic")}  # config defaults
+    catalogue = priors["exact"].catalogue
     azimuths = [i * 22.5 for i in range(16)]
     labels = view_labels([15.0] * 16, azimuths)
     for name in ("penguin", "rubber duck", "toy car", "snowman"):
