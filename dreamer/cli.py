@@ -253,7 +253,8 @@ def _dispatch(args) -> int:
         e.update(_placement(args))
         cfg.export = from_dict(ExportConfig, e, "export")
         pipeline.validate_export(cfg.export)
-        files = pipeline.export(run, cfg, pipeline.load_system(run, cfg))
+        with run.hold():
+            files = pipeline.export(run, cfg, pipeline.load_system(run, cfg))
         result = {"files": files, "metrics": {}}
     else:  # pragma: no cover - argparse guarantees a command
         raise UserError(f"unknown command {args.command}")

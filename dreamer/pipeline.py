@@ -239,7 +239,8 @@ def generate(cfg: ExperimentConfig, out: str | None = None, progress: bool = Tru
     run = RunDir.create(path, cfg)
     if recipe is not None:  # after every check: bad input gets its one line and nothing else
         say(f"recipe: {recipe}")
-    return run, _train_and_finish(run, cfg, progress)
+    with run.hold():
+        return run, _train_and_finish(run, cfg, progress)
 
 
 def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
@@ -247,11 +248,12 @@ def resume(run_path: str, progress: bool = True) -> tuple[RunDir, dict]:
     cfg = run.config()
     cfg.out_dir = str(run.path)  # where it is now, if the folder was moved (its stages live inside it)
     validate(cfg)
-    if run.checkpoint.is_file():
-        checkpoints.load(run.checkpoint)  # a damaged one is refused before run.json changes
-    run.remove_temp_files()  # left by a kill during an atomic write
-    run.update_state(max_steps=cfg.trainer.max_steps, pid=os.getpid())  # config.yaml may have raised it
-    return run, _train_and_finish(run, cfg, progress)
+    with run.hold():  # before anything is removed or rewritten: the files may be another process's
+        if run.checkpoint.is_file():
+            checkpoints.load(run.checkpoint)  # a damaged one is refused before run.json changes
+        run.remove_temp_files()  # left by a kill during an atomic write
+        run.update_state(max_steps=cfg.trainer.max_steps, pid=os.getpid())  # config.yaml may have raised it
+        return run, _train_and_finish(run, cfg, progress)
 
 
 def _coarse_stage(run: RunDir, cfg: ExperimentConfig, progress: bool, labels: list, watcher: RunDir) -> None:

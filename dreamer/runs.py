@@ -7,7 +7,10 @@ import platform
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from . import __version__
 from .atomic import write_text
@@ -17,6 +20,7 @@ from .errors import UserError
 # atomic.atomic_path's names: "." + the final name + "." + mkstemp's 8 random characters + suffix
 TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 CONFIG_FILE, STATE_FILE, CKPT_DIR, PREVIEW_DIR = "config.yaml", "run.json", "checkpoints", "previews"
+LOCK_FILE = ".dreamer.lock"
 
 
 def slugify(text: str, limit: int = 40) -> str:
@@ -93,6 +97,25 @@ class RunDir:
         if "lambda_sds" in loss:  # runs written before the guidance family named it lambda_guidance
             loss.setdefault("lambda_guidance", loss.pop("lambda_sds"))
         return build_config(None, None, data)
+
+    @contextmanager
+    def hold(self):
+        """Keep other dreamer processes out of this run folder while this one writes it (training,
+        export): two processes training one run would overwrite each other's checkpoints, and a
+        resume would delete the other's half-written files. The operating system drops the lock
+        with its process, so a killed run can be resumed at once."""
+        lock = FileLock(self.path / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            pid = run_progress(self.path).get("pid")
+            who = f" (pid {pid})" if isinstance(pid, int) else ""
+            raise UserError(f"{self.path} is in use by another dreamer process{who}; wait for it to end, "
+                            f"or stop it and run `dreamer resume {self.path}`") from None
+        try:
+            yield self
+        finally:
+            lock.release()
 
     @property
     def checkpoint(self) -> Path:

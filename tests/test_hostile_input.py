@@ -327,6 +327,27 @@ def test_resume_removes_temp_files_and_follows_raised_max_steps(run_copy):
     assert not stale.exists() and not list(run_copy.rglob(".*.ckpt"))
 
 
+def test_a_run_in_use_is_refused_and_free_again_after_a_kill(run_copy):
+    """A second process may not train or export a run that another one holds (it would delete that
+    one's half-written files); a kill -9 of the holder frees the run at once."""
+    half_written = run_copy / "checkpoints" / ".last.ckpt.x1y2z3w4.ckpt"
+    half_written.write_bytes(b"half")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dreamer.runs import RunDir\n"
+                               "with RunDir(sys.argv[1]).hold():\n print('held', flush=True); time.sleep(600)",
+                               str(run_copy)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(run_copy)
+        for command in ("resume", "export"):
+            one_line_error(dreamer(command, run_copy), "is in use by another dreamer process")
+        assert snapshot(run_copy) == before and half_written.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = dreamer("export", run_copy, "--format", "glb", "--no-turntable")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 # -- 10: the UI's workers never outlive it ---------------------------------------------------------------
 
 def test_runs_of_dead_processes_are_marked_interrupted(tmp_path):
