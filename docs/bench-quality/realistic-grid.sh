@@ -72,9 +72,12 @@ chunk main2-seed0 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$SIX" --see
 # SDS, VSD and ESD on the two objects without a distinct front, so the six-method chunk's means over
 # six objects have their baselines (seed 0).
 chunk main3-two-more-seed0 main3 --methods sds,vsd,esd --objects "mushroom,coffee mug" --seeds 0  # 6
-# ESD at lambda 1 (it equalled VSD in the first version), then a second seed of the saturation pair and
-# of the six methods, on the four front-distinct objects (2026-12-04).
+# ESD at lambda 1 (it equalled VSD in the first version), then a second seed of the saturation pair
+# on the four front-distinct objects (2026-12-04).
 chunk esd-lambda1-seed0 esd-lambda1 --methods esd --objects "$FOUR" --seeds 0 guidance.entropy_weight=1.0  # 4
 chunk sds7.5-seeds01 sds-cfg7.5 --methods sds --objects "$FOUR" --seeds 0,1 guidance.guidance_scale=7.5  # 4 more
 chunk sds100-seeds01 sds-cfg100 --methods sds --objects "$FOUR" --seeds 0,1 guidance.guidance_scale=100  # 4 more
+# Three seeds of SDS, VSD and ESD on the two objects without a distinct front as well (#19 asks for
+# three seeds on all six), then the six methods' second seed.
+chunk main3-two-more-seeds012 main3 --methods sds,vsd,esd --objects "mushroom,coffee mug" --seeds 0,1,2  # 12 more
 chunk main2-four-seeds01 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$FOUR" --seeds 0,1  # 24 more
