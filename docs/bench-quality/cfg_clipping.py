@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from core_colour import clipped_share  # this folder's script (python puts it on the path)
 from dreamer.cameras import view_labels, view_prompt
 from dreamer.config import PriorConfig
 from dreamer.eval.janus import _cams
@@ -29,11 +30,9 @@ T = 500
 OBJECTS = ("penguin", "rubber duck", "toy car", "snowman")
 
 
-def clipped_share(image: torch.Tensor, core: torch.Tensor) -> float:
-    """image (B, 3, H, W) on [-1, 1]; core (B, H, W) bool."""
-    rgb = (image + 1) / 2
-    clipped = ((rgb <= 0.02) | (rgb >= 0.98)).any(1)
-    return float(clipped[core].float().mean())
+def core_clipped(image: torch.Tensor, core: torch.Tensor) -> float:
+    """image (B, 3, H, W) on [-1, 1]; core (B, H, W) bool: core_colour.py's clipped share."""
+    return clipped_share(((image + 1) / 2).permute(0, 2, 3, 1)[core])
 
 
 def main(temperatures: list[float]) -> None:
@@ -57,7 +56,7 @@ def main(temperatures: list[float]) -> None:
             noise = torch.randn(x0.shape, generator=g)
             x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
             d_c, d_u = prior.denoise(x_t, t, emb), prior.denoise(x_t, t, null)
-            per_scale = [clipped_share(d_u + s * (d_c - d_u), core) for s in SCALES]
+            per_scale = [core_clipped(d_u + s * (d_c - d_u), core) for s in SCALES]
             cells.append(f"{name} " + " / ".join(f"{v:.2f}" for v in per_scale))
             # in noise terms e = (x_t - sqrt(abar) D) / sqrt(1 - abar): the same share as the diagnostics'
             e_c, e_u = [(x_t - abar.sqrt() * d) / (1 - abar).sqrt() for d in (d_c, d_u)]

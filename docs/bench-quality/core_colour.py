@@ -22,13 +22,16 @@ from dreamer.runs import RunDir
 from dreamer.toy.catalogue import toy_object
 
 
+def clipped_share(px: torch.Tensor) -> float:
+    """px (N, 3) colours on [0, 1] -> the share with a channel at or past 0.02 / 0.98."""
+    return float(((px <= 0.02) | (px >= 0.98)).any(-1).float().mean())
+
+
 def core_colour(rgb: torch.Tensor, coverage: torch.Tensor) -> dict:
     """rgb (B, H, W, 3) in [0, 1], coverage (B, H, W) -> the three colour measures over the opaque core."""
     px = rgb[coverage > 0.95]
     chroma = px.max(-1).values - px.min(-1).values
-    clipped = ((px <= 0.02) | (px >= 0.98)).any(-1)
-    return {"hsv": saturation(rgb, coverage, 0.95), "chroma": float(chroma.mean()),
-            "clipped": float(clipped.float().mean())}
+    return {"hsv": saturation(rgb, coverage, 0.95), "chroma": float(chroma.mean()), "clipped": clipped_share(px)}
 
 
 def main(folders: list[str]) -> None:
