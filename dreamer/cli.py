@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                    help="quality: run the grid on Ray (host:port, auto or local), as `dreamer batch --ray`")
     b.add_argument("--run-steps", type=int, default=None, help="quality: steps per run (default: each recipe's)")
+    b.add_argument("--representation", default=None,
+                   help="quality: run each method's recipe for this representation (mesh: a coarse NeRF, then "
+                        "the mesh stage; default: each method's NeRF recipe)")
     b.add_argument("overrides", nargs="*", help="quality: key=value overrides for every run")
     b.add_argument("--batch-sizes", default="1,4", help="prior: comma-separated views per step")
     b.add_argument("--image-size", type=int, default=0,
@@ -339,10 +342,14 @@ def _bench_quality(args) -> int:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds}") from None
     if args.run_steps is not None and args.run_steps < 1:
         raise UserError("--run-steps must be at least 1")
+    if args.representation is not None and args.representation not in choices("geometry.type"):
+        raise UserError(f"unknown representation '{clip(args.representation)}'; "
+                        f"choose one of: {', '.join(choices('geometry.type'))}")
     pool = _pool(args.ray, args.jobs, Path(args.out))
     command = "dreamer " + " ".join(shlex.quote(a) for a in args.argv)
     result = quality.run(methods, objects, seeds, Path(args.out), args.run_steps, pool, args.overrides,
-                         command=command, say=lambda m: print(m, file=sys.stderr, flush=True))
+                         command=command, say=lambda m: print(m, file=sys.stderr, flush=True),
+                         representation=args.representation)
     print(quality.markdown(result["summary"], command))
     print(f"written: {Path(args.out) / 'results.csv'}, summary.md, summary.png", file=sys.stderr)
     return 1 if result["failures"] else 0

@@ -193,6 +193,34 @@ def test_a_mesh_passed_with_object_becomes_a_toy_object_that_runs_and_evaluates(
     assert main(["generate", "a wooden crate", "--object", str(tmp_path / "missing.glb")]) == 2
 
 
+def test_bench_quality_runs_each_methods_recipe_for_a_named_representation(tmp_path, monkeypatch, capsys):
+    """--representation mesh plans each method's mesh recipe (a coarse NeRF, then the mesh stage with
+    that method's guidance) in folders of their own; an unknown representation exits 2 before any run."""
+    from dreamer.batch.jobs import job_config
+    from dreamer.bench import quality
+    from dreamer.cli import main
+    planned = []
+
+    def plan_only(jobs, pool, say):
+        planned.extend(jobs)
+        return {}, 0.0
+    monkeypatch.setattr(quality, "run_planned", plan_only)
+    argv = ["bench", "quality", "--methods", "sds,vsd", "--objects", "penguin", "--seeds", "1",
+            "--out", str(tmp_path), "--representation"]
+    assert main([*argv, "tetrahedra"]) == 2 and not planned
+    assert "unknown representation 'tetrahedra'; choose one of:" in capsys.readouterr().err
+    assert main([*argv, "mesh"]) == 2  # nothing ran, so nothing finished: the bench says so
+    assert [out.relative_to(tmp_path).as_posix() for _, out in planned] == ["sds-mesh/penguin/seed1", "vsd-mesh/penguin/seed1"]
+    for (spec, _), method in zip(planned, ["sds", "vsd"]):
+        cfg = job_config(spec)
+        assert (cfg.geometry.type, cfg.geometry.mesh.init, cfg.guidance.method) == ("mesh", "coarse", method)
+        assert (cfg.guidance.max_step_percent, cfg.trainer.max_steps, cfg.seed) == (0.5, 300, 1)
+    planned.clear()
+    assert main(argv[:-1]) == 2  # no representation: each method's NeRF recipe, in the folders as before
+    assert [job_config(spec).geometry.type for spec, _ in planned] == ["nerf", "nerf"]
+    assert [out.relative_to(tmp_path).as_posix() for _, out in planned] == ["sds/penguin/seed1", "vsd/penguin/seed1"]
+
+
 def test_bench_quality_runs_the_grid_writes_its_tables_and_resumes(tmp_path, capsys):
     """Two seeds of SDS on the duck, two at a time: each run scored by its worker (metrics in range,
     the spread of the two seeds), the tables written, a second call reruns and rescores nothing, a

@@ -1,7 +1,8 @@
 """`dreamer bench quality`: every method on several toy objects and seeds, scored by `dreamer eval`.
 
 Each (method, object, seed) is one ordinary run folder under the output root
-(<root>/<method>/<object>/seed<k>), made by `dreamer batch`'s runner (a local pool of worker
+(<root>/<method>/<object>/seed<k>; <root>/<method>-<representation>/... when a representation is
+named, so a mesh grid never resumes a NeRF run of the same name), made by `dreamer batch`'s runner (a local pool of worker
 processes, or Ray tasks with --ray), so a crash stays in its run and a killed bench continues where
 it stopped: finished runs are kept, started ones resume.
 Then every run is evaluated and the results are written next to them:
@@ -29,19 +30,22 @@ METRICS = [("silhouette_iou", "IoU", ".3f"), ("psnr", "PSNR (dB)", ".2f"), ("cha
            ("sharpness_ratio", "sharpness", ".2f"), ("detail_match", "detail", "+.2f")]
 
 
-def run_path(root: Path, method: str, obj: str, seed: int) -> Path:
-    return root / method / slugify(obj) / f"seed{seed}"
+def run_path(root: Path, method: str, obj: str, seed: int, representation: str | None = None) -> Path:
+    return root / (f"{method}-{representation}" if representation else method) / slugify(obj) / f"seed{seed}"
 
 
 def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, steps: int | None = None,
         pool=None, overrides: list[str] | None = None, views: int = 16, command: str = "",
-        say=print) -> dict:
-    """The grid on `pool` (default: a local pool of one worker), then `dreamer eval` of every finished run."""
+        say=print, representation: str | None = None) -> dict:
+    """The grid on `pool` (default: a local pool of one worker), then `dreamer eval` of every finished run.
+    `representation`: each method's recipe for it (configs/<method>-<representation>.yaml, e.g. a
+    coarse NeRF then the mesh stage), as `dreamer generate --representation`; None: each method's default."""
     root = Path(root).resolve()
     shared = ["export.turntable=false"] + list(overrides or [])
     # Seed-major: a benchmark stopped half-way has every method on every object once.
-    planned = [({"prompt": f"a {o}", "method": m, "seed": s, "steps": steps, "overrides": shared, "evaluate_views": views},
-                run_path(root, m, o, s)) for s in seeds for o in objects for m in methods]
+    planned = [({"prompt": f"a {o}", "method": m, "representation": representation, "seed": s, "steps": steps,
+                 "overrides": shared, "evaluate_views": views},
+                run_path(root, m, o, s, representation)) for s in seeds for o in objects for m in methods]
     outcomes, _ = run_planned(planned, pool or LocalPool(1), say)
     failures = [f"{out}: {o['error']}" for out, o in outcomes.items() if o["status"] != "done"]
     finished = [str(out) for _, out in planned if run_progress(out).get("status") == "done"]
@@ -52,7 +56,7 @@ def run(methods: list[str], objects: list[str], seeds: list[int], root: Path, st
     result = evaluate(finished, views=views, say=say, reuse=True)
     rows = result["runs"]
     summary = summarize(rows, methods)
-    write_outputs(root, rows, summary, command, failures, objects)
+    write_outputs(root, rows, summary, command, failures, objects, representation)
     return {"rows": rows, "summary": summary, "failures": failures}
 
 
@@ -104,7 +108,8 @@ def _cell_value(row: dict, key: str):
     return row.get(key)
 
 
-def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Path) -> str:
+def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Path,
+              representation: str | None = None) -> str:
     """One Markdown table per metric: a row per method, a column per object, each cell the mean
     over that pair's runs ("-" where the metric does not apply, e.g. a single seed's spread)."""
     out = []
@@ -113,7 +118,7 @@ def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Pa
         for method in methods:
             cells = []
             for obj in objects:
-                folder = run_path(root, method, obj, 0).parent  # the runs of this (method, object)
+                folder = run_path(root, method, obj, 0, representation).parent  # this (method, object)'s runs
                 vals = [_cell_value(r, key) for r in rows if Path(r["run"]).parent == folder]
                 vals = [v for v in vals if v is not None]
                 cells.append(f"{statistics.mean(vals):{fmt}}" if vals else "-")
@@ -123,7 +128,7 @@ def by_object(rows: list[dict], methods: list[str], objects: list[str], root: Pa
 
 
 def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: str, failures: list[str],
-                  objects: list[str] | None = None) -> None:
+                  objects: list[str] | None = None, representation: str | None = None) -> None:
     fields = ["run", "method", "object", "seed", "prompt", "views"] + [k for k, _, _ in METRICS] + \
         ["saturation", "saturation_truth", "saturation_core", "sharpness", "sharpness_truth"]
     buf = io.StringIO()
@@ -133,7 +138,7 @@ def write_outputs(root: Path, rows: list[dict], summary: list[dict], command: st
     write_text(root / "results.csv", buf.getvalue())
     text = markdown(summary, command)
     if objects:
-        text += by_object(rows, [e["method"] for e in summary], objects, root)
+        text += by_object(rows, [e["method"] for e in summary], objects, root, representation)
     if failures:
         text += "\nFailed runs (not in the table):\n" + "\n".join(f"- {f}" for f in failures) + "\n"
     write_text(root / "summary.md", text)
