@@ -112,6 +112,24 @@ def test_ism_step_matches_closed_form_T1():
     assert lhs.item() == pytest.approx(rhs, rel=1e-6)
 
 
+def test_ism_noise_to_is_the_point_its_gradient_is_taken_at():
+    """noise_to (what docs/bench-quality/noising_pull.py screens) is ISM's own noising: from the same
+    draws, the gradient is rho_t (guided eps at noise_to(x, t) - e(x_s, s))."""
+    prior = GaussianPrior(resolution=4)
+    gd = make("ism", prior)
+    gd.update_step(1000)  # past the interval's warm-up
+    x, cond = torch.randn(3, 1, 4, 4), conditioning(prior, 3)
+    g, t = gd.gradient(x, cond, torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    assert torch.equal(gd.sample_t(3, gen), t)
+    draws = gen.get_state()
+    x_t = gd.noise_to(x, t, cond, gen)
+    gen.set_state(draws)
+    s, x_s, e_s, _ = gd.to_interval_start(x, t, cond, gen)
+    assert bool((s < t).all()) and not torch.allclose(x_t, x_s)
+    assert torch.allclose(g, gd.weight(t) * (gd.guided_eps(x_t, t, cond) - e_s), atol=1e-6)
+
+
 # -- identities between methods ---------------------------------------------------------------------
 
 

@@ -30,16 +30,10 @@ DRAWS = 8
 
 
 def noised(guidance, x0, t, cond, how, generator):
-    """x_t from the clean x0: fresh noise, or ISM's inversion from 0 to s = t - delta_t, then to t."""
+    """x_t from the clean x0: fresh noise, or ISM's own noising (its inversion to s = t - delta_t, then to t)."""
     if how == "fresh":
         return guidance.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
-    c = guidance.cfg.interval
-    s = (t - guidance.delta_t).clamp(min=0)
-    zero = torch.zeros_like(t)
-    start = guidance.add_noise(x0, zero, guidance.noise_like(x0, generator, c.offset_noise))
-    eps_fn = guidance.inversion_eps(cond)
-    x_s = guidance.invert(start, zero, s, eps_fn, c.inversion_stride)
-    return guidance.invert(x_s, s, t, eps_fn, c.inversion_stride)
+    return guidance.noise_to(x0, t, cond, generator)
 
 
 def main() -> None:

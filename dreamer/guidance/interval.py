@@ -41,16 +41,25 @@ class ISMGuidance(Guidance):
 
     def start_and_interval(self, x, cond, generator):
         """t, s, x_s, e(x_s, s) for the deterministic noising shared by ISM and TSM."""
+        t = self.sample_t(x.shape[0], generator).to(x.device)
+        return (t, *self.to_interval_start(x, t, cond, generator))
+
+    def to_interval_start(self, x, t, cond, generator=None):
+        """s = t - delta_t, x_s (x inverted from 0 to s), e(x_s, s) and the inversion's eps_fn."""
         c = self.cfg.interval
-        B = x.shape[0]
-        t = self.sample_t(B, generator).to(x.device)
         s = (t - self.delta_t).clamp(min=0)
         zero = torch.zeros_like(t)
         x0 = self.add_noise(x, zero, self.noise_like(x, generator, c.offset_noise))
         eps_fn = self.inversion_eps(cond)
         x_s = self.invert(x0, zero, s, eps_fn, c.inversion_stride)
         e_s = eps_fn(x_s, s, torch.ones_like(s, dtype=torch.bool))
-        return t, s, x_s, e_s, eps_fn
+        return s, x_s, e_s, eps_fn
+
+    def noise_to(self, x, t, cond, generator=None):
+        """x_t as ISM and TSM noise x: along the inversion to s, then one more inversion step to t
+        (what their gradient is evaluated at; docs/bench-quality/noising_pull.py screens it)."""
+        s, x_s, e_s, eps_fn = self.to_interval_start(x, t, cond, generator)
+        return self.invert(x_s, s, t, eps_fn, self.cfg.interval.inversion_stride, e_s)
 
     def gradient(self, x, cond, generator=None):
         t, s, x_s, e_s, eps_fn = self.start_and_interval(x, cond, generator)
