@@ -104,16 +104,25 @@ class RunDir:
         export): two processes training one run would overwrite each other's checkpoints, and a
         resume would delete the other's half-written files. The operating system drops the lock
         with its process, so a killed run can be resumed at once."""
+        with self.hold_if_free() as free:
+            if not free:
+                pid = run_progress(self.path).get("pid")
+                who = f" (pid {pid})" if isinstance(pid, int) else ""
+                raise UserError(f"{self.path} is in use by another dreamer process{who}; wait for it to end, "
+                                f"or stop it and run `dreamer resume {self.path}`")
+            yield self
+
+    @contextmanager
+    def hold_if_free(self):
+        """True, holding the run folder as hold() does, when no other process holds it; else False."""
         lock = FileLock(self.path / LOCK_FILE)
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            pid = run_progress(self.path).get("pid")
-            who = f" (pid {pid})" if isinstance(pid, int) else ""
-            raise UserError(f"{self.path} is in use by another dreamer process{who}; wait for it to end, "
-                            f"or stop it and run `dreamer resume {self.path}`") from None
+            yield False
+            return
         try:
-            yield self
+            yield True
         finally:
             lock.release()
 

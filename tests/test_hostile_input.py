@@ -350,18 +350,27 @@ def test_a_run_in_use_is_refused_and_free_again_after_a_kill(run_copy):
 
 # -- 10: the UI's workers never outlive it ---------------------------------------------------------------
 
-def test_runs_of_dead_processes_are_marked_interrupted(tmp_path):
+def test_runs_no_process_holds_are_marked_interrupted(tmp_path):
+    """A run that says it is running is marked interrupted when no process holds its folder, even if
+    run.json's pid is alive (a pid reused after a reboot); one that a process holds is left alone."""
+    from dreamer.runs import RunDir
     from dreamer.ui.jobs import mark_stale_runs
     dead = subprocess.Popen(["true"])
     dead.wait()
     for name, status, pid in [("gone", "running", dead.pid), ("new", "created", dead.pid),
-                              ("live", "running", os.getpid()), ("done", "done", dead.pid)]:
+                              ("reused", "running", os.getpid()), ("live", "running", dead.pid),
+                              ("done", "done", dead.pid)]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.yaml").write_text("prompt: x\n")
         (tmp_path / name / "run.json").write_text(json.dumps({"status": status, "pid": pid}))
-    assert sorted(p.name for p in mark_stale_runs(tmp_path)) == ["gone", "new"]
-    status = {n: json.loads((tmp_path / n / "run.json").read_text())["status"] for n in ("gone", "new", "live", "done")}
-    assert status == {"gone": "interrupted", "new": "interrupted", "live": "running", "done": "done"}
+    with RunDir(tmp_path / "live").hold():
+        assert sorted(p.name for p in mark_stale_runs(tmp_path)) == ["gone", "new", "reused"]
+    status = {n: json.loads((tmp_path / n / "run.json").read_text())["status"]
+              for n in ("gone", "new", "reused", "live", "done")}
+    assert status == {"gone": "interrupted", "new": "interrupted", "reused": "interrupted", "live": "running",
+                      "done": "done"}
+    with RunDir(tmp_path / "gone").hold():  # the marking let go of the folders it marked
+        pass
 
 
 def test_a_worker_ends_when_its_server_is_killed_9():

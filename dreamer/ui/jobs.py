@@ -155,13 +155,20 @@ def mark_run(out: Path, status: str, error: str) -> None:
 
 
 def mark_stale_runs(root: Path) -> list[Path]:
-    """Runs under root that say "created"/"running" but whose process is gone (a killed server or
-    worker) are marked "interrupted"; `dreamer resume` continues them."""
+    """Runs under root that say "created"/"running" but that no process holds (a killed server or
+    worker) are marked "interrupted"; `dreamer resume` continues them. The run folder's lock, not
+    run.json's pid, says whether a process still trains it: a pid can be reused after a reboot."""
     stale = []
     for folder, state in run_states(root):
-        if state.get("status") in ("created", "running", "trained") and not _alive(state.get("pid")):
-            mark_run(folder, "interrupted", "its process stopped; dreamer resume continues it")
-            stale.append(folder)
+        if state.get("status") not in ("created", "running", "trained"):
+            continue
+        try:
+            with RunDir(folder).hold_if_free() as free:
+                if free:
+                    mark_run(folder, "interrupted", "its process stopped; dreamer resume continues it")
+                    stale.append(folder)
+        except OSError:  # a folder this server cannot write (its lock file cannot be made): not its to mark
+            continue
     return stale
 
 
@@ -172,18 +179,6 @@ def run_states(root: Path):
             yield state_file.parent, json.loads(state_file.read_text())
         except (OSError, ValueError):
             continue
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def run_progress(out: Path) -> dict:
