@@ -39,7 +39,7 @@ class TorchRaster:
         return interpolate_depth(self.pix, self.faces, self.tri_id, self.bary)
 
     def antialias(self, image: torch.Tensor) -> torch.Tensor:
-        return antialias(image, self.pix, self.faces, self.tri_id)
+        return antialias(image, self.pix, self.faces, self.tri_id, self.bary)
 
 
 def check_backend(cfg, cuda: bool) -> None:

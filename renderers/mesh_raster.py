@@ -163,11 +163,13 @@ def interpolate_depth(pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tens
     return (bary * z).sum(-1, keepdim=True) * (tri_id >= 0)[..., None]
 
 
-def antialias(image: torch.Tensor, pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor) -> torch.Tensor:
+def antialias(image: torch.Tensor, pix: torch.Tensor, faces: torch.Tensor, tri_id: torch.Tensor,
+              bary: torch.Tensor | None = None) -> torch.Tensor:
     """Blend across silhouette and occlusion edges (see the module docstring). `image` (B, H, W, C)
-    includes every channel to antialias (colour, and opacity for the mask)."""
+    includes every channel to antialias (colour, and opacity for the mask). `bary`: the draw's
+    barycentrics, if it has them (else computed again, to order the pixels by depth)."""
     out = image
-    depth = _pixel_depth(pix, faces, tri_id)
+    depth = _pixel_depth(pix, faces, tri_id, bary)
     silhouette = _silhouette_edges(pix, faces)
     for axis in (2, 1):  # horizontal neighbours, then vertical ones
         out = out + _edge_deltas(image, pix, faces, tri_id, depth, silhouette, axis)
@@ -201,10 +203,10 @@ def _silhouette_edges(pix: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return (across < 0) | (other != facing[..., None])
 
 
-def _pixel_depth(pix, faces, tri_id) -> torch.Tensor:
+def _pixel_depth(pix, faces, tri_id, bary=None) -> torch.Tensor:
     """Camera depth at each pixel centre, +inf where uncovered (no gradient: it only orders)."""
     with torch.no_grad():
-        bary = barycentrics(pix.detach(), faces, tri_id)
+        bary = barycentrics(pix.detach(), faces, tri_id) if bary is None else bary.detach()
         z = (bary * pix.detach()[torch.arange(pix.shape[0], device=pix.device)[:, None, None, None],
                                  faces[tri_id.clamp_min(0)]][..., 2]).sum(-1)
         return torch.where(tri_id >= 0, z, torch.full_like(z, float("inf")))
@@ -284,7 +286,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, attributes: torch.Ten
     bary = barycentrics(pix, faces, tri_id)
     covered = (tri_id >= 0)[..., None].to(attributes.dtype)
     values = torch.cat([interpolate(attributes, faces, tri_id, bary), covered], -1)
-    values = antialias(values, pix, faces, tri_id)
+    values = antialias(values, pix, faces, tri_id, bary)
     depth = interpolate_depth(pix, faces, tri_id, bary)
     normal = face_normals(vertices, faces)[tri_id.clamp_min(0)] * covered
     return {"attributes": values[..., :-1], "opacity": values[..., -1:], "depth": depth * covered,

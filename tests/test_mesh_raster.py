@@ -121,6 +121,28 @@ def test_vertex_gradients_match_finite_differences_of_the_antialiased_image(chan
     assert torch.allclose(v.grad, fd, rtol=1e-5, atol=1e-6)
 
 
+def test_antialiasing_with_the_draws_barycentrics_is_the_same_as_without():
+    """rasterize hands its barycentrics to antialias instead of computing them again: same image, same
+    vertex gradients (two overlapping spheres: silhouette and occlusion edges)."""
+    a, F = icosphere(2, dtype=torch.float64)
+    V = torch.cat([a, a * 0.6 + torch.tensor([0.3, 0.1, 0.4], dtype=torch.float64)])
+    F = torch.cat([F, F + len(a)])
+    colours = torch.rand(len(V), 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    viewmats, Ks = (x.double() for x in opencv_cameras(make_cameras([10.0, -5.0], [20.0, 200.0], [2.0, 2.2], [40.0, 40.0], 32, 32)))
+    images, grads = [], []
+    for reuse in (True, False):
+        v = V.clone().requires_grad_()
+        pix = mr.project(v, viewmats, Ks)
+        ids = mr.visible_triangles(pix, F, 32, 32)
+        bary = mr.barycentrics(pix, F, ids)
+        image = torch.cat([mr.interpolate(colours, F, ids, bary), (ids >= 0)[..., None].double()], -1)
+        out = mr.antialias(image, pix, F, ids, bary if reuse else None)
+        images.append(out.detach())
+        grads.append(torch.autograd.grad((out * out).sum(), v)[0])
+    assert not torch.equal(images[0], image.detach())  # edges were blended
+    assert torch.equal(images[0], images[1]) and torch.equal(grads[0], grads[1])
+
+
 def test_without_antialiasing_the_mask_gives_vertices_no_gradient():
     v = TRIANGLE.clone().requires_grad_()
     mask = _triangle_image(v, antialias=False)[..., 3]
