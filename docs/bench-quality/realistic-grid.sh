@@ -83,3 +83,8 @@ chunk main3-two-more-seeds012 main3 --methods sds,vsd,esd --objects "mushroom,co
 # The six methods' second seed on the four front-distinct objects goes alone (the seed-0 run folders were
 # lost with a machine again, 2026-12-04); the seeds are compared from the committed results.csv files.
 chunk main2-four-seed1 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$FOUR" --seeds 1  # 24
+# The grid on mesh runs (#19 asks for it once the mesh stage has landed): each method's mesh recipe, a
+# coarse NeRF (the method's NeRF recipe, 600 steps) refined by 300 mesh-stage steps with the same
+# guidance, scored on the mesh; SDS, VSD and ESD first (2026-12-04). `dreamer eval ROOT/v2/mesh/*/*/seed0/coarse`
+# scores the coarse stages they started from.
+chunk mesh-main3-seed0 mesh --representation mesh --methods sds,vsd,esd --objects "$FOUR" --seeds 0  # 12
