@@ -88,3 +88,6 @@ chunk main2-four-seed1 main2 --methods bsd,ism,tsm,csd,dsd,cds --objects "$FOUR"
 # guidance, scored on the mesh; SDS, VSD and ESD first (2026-12-04). `dreamer eval ROOT/v2/mesh/*/*/seed0/coarse`
 # scores the coarse stages they started from.
 chunk mesh-main3-seed0 mesh --representation mesh --methods sds,vsd,esd --objects "$FOUR" --seeds 0  # 12
+# BSD against SDS at large classifier-free guidance on mesh runs (seed 0).
+chunk mesh-sds100-seed0 mesh-sds-cfg100 --representation mesh --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=100  # 4
+chunk mesh-bsd100-seed0 mesh-bsd-cfg100 --representation mesh --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4
