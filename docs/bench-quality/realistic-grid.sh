@@ -91,3 +91,4 @@ chunk mesh-main3-seed0 mesh --representation mesh --methods sds,vsd,esd --object
 # BSD against SDS at large classifier-free guidance on mesh runs (seed 0).
 chunk mesh-sds100-seed0 mesh-sds-cfg100 --representation mesh --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=100  # 4
 chunk mesh-bsd100-seed0 mesh-bsd-cfg100 --representation mesh --methods bsd --objects "$FOUR" --seeds 0 guidance.bsd.balance_ratio=100  # 4
+chunk mesh-sds7.5-seed0 mesh-sds-cfg7.5 --representation mesh --methods sds --objects "$FOUR" --seeds 0 guidance.guidance_scale=7.5  # 4
