@@ -119,6 +119,10 @@ class RunDir:
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            held = False
+        else:
+            held = True
+        if not held:  # yielded outside the except clause: the caller's errors do not chain to Timeout
             yield False
             return
         try:

@@ -2,9 +2,9 @@
 
 Each (method, object, seed) is one ordinary run folder under the output root
 (<root>/<method>/<object>/seed<k>; <root>/<method>-<representation>/... when a representation is
-named, so a mesh grid never resumes a NeRF run of the same name), made by `dreamer batch`'s runner (a local pool of worker
-processes, or Ray tasks with --ray), so a crash stays in its run and a killed bench continues where
-it stopped: finished runs are kept, started ones resume.
+named, so a mesh grid never resumes a NeRF run of the same name), made by `dreamer batch`'s runner
+(a local pool of worker processes, or Ray tasks with --ray), so a crash stays in its run and a
+killed bench continues where it stopped: finished runs are kept, started ones resume.
 Then every run is evaluated and the results are written next to them:
   results.csv  one row per run;   summary.md  one row per method, with the command that made it,
   then method x object tables (a mean over objects hides effects that show on one object only);
