@@ -95,3 +95,6 @@ chunk mesh-sds7.5-seed0 mesh-sds-cfg7.5 --representation mesh --methods sds --ob
 # A second seed of the saturation pair on mesh runs (2026-12-04).
 chunk mesh-sds7.5-seed1 mesh-sds-cfg7.5 --representation mesh --methods sds --objects "$FOUR" --seeds 1 guidance.guidance_scale=7.5  # 4
 chunk mesh-sds100-seed1 mesh-sds-cfg100 --representation mesh --methods sds --objects "$FOUR" --seeds 1 guidance.guidance_scale=100  # 4
+# The second seed of SDS, VSD and ESD, and of BSD at 100, on mesh runs (2026-12-04).
+chunk mesh-main3-seed1 mesh --representation mesh --methods sds,vsd,esd --objects "$FOUR" --seeds 1  # 12
+chunk mesh-bsd100-seed1 mesh-bsd-cfg100 --representation mesh --methods bsd --objects "$FOUR" --seeds 1 guidance.bsd.balance_ratio=100  # 4
