@@ -98,3 +98,5 @@ chunk mesh-sds100-seed1 mesh-sds-cfg100 --representation mesh --methods sds --ob
 # The second seed of SDS, VSD and ESD, and of BSD at 100, on mesh runs (2026-12-04).
 chunk mesh-main3-seed1 mesh --representation mesh --methods sds,vsd,esd --objects "$FOUR" --seeds 1  # 12
 chunk mesh-bsd100-seed1 mesh-bsd-cfg100 --representation mesh --methods bsd --objects "$FOUR" --seeds 1 guidance.bsd.balance_ratio=100  # 4
+# ISM and TSM on mesh runs (seed 0): the two least-Janus and sharpest methods of the NeRF grid.
+chunk mesh-ism-tsm-seed0 mesh --representation mesh --methods ism,tsm --objects "$FOUR" --seeds 0  # 8
