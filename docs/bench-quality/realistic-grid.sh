@@ -100,3 +100,5 @@ chunk mesh-main3-seed1 mesh --representation mesh --methods sds,vsd,esd --object
 chunk mesh-bsd100-seed1 mesh-bsd-cfg100 --representation mesh --methods bsd --objects "$FOUR" --seeds 1 guidance.bsd.balance_ratio=100  # 4
 # ISM and TSM on mesh runs (seed 0): the two least-Janus and sharpest methods of the NeRF grid.
 chunk mesh-ism-tsm-seed0 mesh --representation mesh --methods ism,tsm --objects "$FOUR" --seeds 0  # 8
+# ISM at SDS's scale 3 on mesh runs (seed 0): are its over-saturated mesh colours its recipe's scale 7.5?
+chunk mesh-ism3-seed0 mesh-ism-cfg3 --representation mesh --methods ism --objects "$FOUR" --seeds 0 guidance.guidance_scale=3  # 4
