@@ -27,20 +27,26 @@ def _cams(azimuths, elevation, distance, fovy, resolution):
                         resolution, resolution)
 
 
+def front_likeness(render_fn, truth_fn, centre: float, elevation: float, distance: float, fovy: float,
+                   resolution: int = 64) -> torch.Tensor:
+    """Per view at azimuths centre + BACK_OFFSETS: (d_true - d_front) / (d_true + d_front), where d_true
+    compares the render with the true view there and d_front with the true front view T(offset) or its
+    mirror. At centre 180 these are the Janus score's views."""
+    cams = _cams([centre + o for o in BACK_OFFSETS], elevation, distance, fovy, resolution)
+    # Each camera carries its light (at the eye), so a face on the back, seen and lit from behind,
+    # is shaded as the true face seen and lit from the front.
+    front_cams = _cams(list(BACK_OFFSETS), elevation, distance, fovy, resolution)
+    result, _ = render_fn(cams)
+    t_true, _ = truth_fn(cams)
+    t_front, _ = truth_fn(front_cams)
+    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)
+    d_true = mse(result, t_true)
+    d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
+    return (d_true - d_front) / (d_true + d_front).clamp_min(1e-12)
+
+
 def janus_score(render_fn, truth_fn, elevation: float, distance: float, fovy: float,
                 resolution: int = 64) -> dict:
     """render_fn / truth_fn: cams -> (rgb (B, H, W, 3), coverage). Returns the score and its per-view terms."""
-    back = [180.0 + o for o in BACK_OFFSETS]
-    front = [a - 180.0 for a in back]
-    # Each camera carries its light (at the eye), so a face on the back, seen and lit from behind,
-    # is shaded as the true face seen and lit from the front.
-    back_cams = _cams(back, elevation, distance, fovy, resolution)
-    front_cams = _cams(front, elevation, distance, fovy, resolution)
-    result, _ = render_fn(back_cams)
-    t_back, _ = truth_fn(back_cams)
-    t_front, _ = truth_fn(front_cams)
-    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)
-    d_back = mse(result, t_back)
-    d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
-    views = (d_back - d_front) / (d_back + d_front).clamp_min(1e-12)
+    views = front_likeness(render_fn, truth_fn, 180.0, elevation, distance, fovy, resolution)
     return {"janus_score": float(views.mean()), "janus_views": [round(float(v), 4) for v in views]}
