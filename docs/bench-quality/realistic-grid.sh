@@ -102,3 +102,11 @@ chunk mesh-bsd100-seed1 mesh-bsd-cfg100 --representation mesh --methods bsd --ob
 chunk mesh-ism-tsm-seed0 mesh --representation mesh --methods ism,tsm --objects "$FOUR" --seeds 0  # 8
 # ISM at SDS's scale 3 on mesh runs (seed 0): are its over-saturated mesh colours its recipe's scale 7.5?
 chunk mesh-ism3-seed0 mesh-ism-cfg3 --representation mesh --methods ism --objects "$FOUR" --seeds 0 guidance.guidance_scale=3  # 4
+# The saturation pair on mesh runs with the whole pipeline at the scale (2026-12-04): the coarse NeRF too, by
+# a recipe that extends the SDS NeRF recipe (geometry.mesh.coarse_recipe; the chunks above refine a coarse
+# NeRF made at the recipe's 3).
+COARSE=$(cd "$(dirname "$0")" && pwd)/coarse-recipes
+for seed in 0 1; do for s in 7.5 100; do
+  chunk "mesh-whole-sds$s-seed$seed" "mesh-whole-sds-cfg$s" --representation mesh --methods sds --objects "$FOUR" \
+    --seeds "$seed" guidance.guidance_scale=$s "geometry.mesh.coarse_recipe=$COARSE/sds-nerf-cfg$s.yaml"  # 4
+done; done
