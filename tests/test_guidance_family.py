@@ -125,7 +125,7 @@ def test_ism_noise_to_is_the_point_its_gradient_is_taken_at():
     draws = gen.get_state()
     x_t = gd.noise_to(x, t, cond, gen)
     gen.set_state(draws)
-    s, x_s, e_s, _ = gd.to_interval_start(x, t, cond, gen)
+    s, x_s, e_s, _, _ = gd.interval_path(x, t, cond, gen)
     assert bool((s < t).all()) and not torch.allclose(x_t, x_s)
     assert torch.allclose(g, gd.weight(t) * (gd.guided_eps(x_t, t, cond) - e_s), atol=1e-6)
 

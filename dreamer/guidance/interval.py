@@ -39,13 +39,10 @@ class ISMGuidance(Guidance):
             return e_null + wi * (e_neg - e_null)
         return reverse_cfg
 
-    def start_and_interval(self, x, cond, generator):
-        """t, s, x_s, e(x_s, s) for the deterministic noising shared by ISM and TSM."""
-        t = self.sample_t(x.shape[0], generator).to(x.device)
-        return (t, *self.to_interval_start(x, t, cond, generator))
-
-    def to_interval_start(self, x, t, cond, generator=None):
-        """s = t - delta_t, x_s (x inverted from 0 to s), e(x_s, s) and the inversion's eps_fn."""
+    def interval_path(self, x, t, cond, generator=None):
+        """The deterministic noising shared by ISM and TSM: s = t - delta_t, x_s (x inverted from 0 to
+        s), e(x_s, s), the inversion's eps_fn, and x_t, one more inversion step from s (the point
+        their gradient is taken at)."""
         c = self.cfg.interval
         s = (t - self.delta_t).clamp(min=0)
         zero = torch.zeros_like(t)
@@ -53,17 +50,16 @@ class ISMGuidance(Guidance):
         eps_fn = self.inversion_eps(cond)
         x_s = self.invert(x0, zero, s, eps_fn, c.inversion_stride)
         e_s = eps_fn(x_s, s, torch.ones_like(s, dtype=torch.bool))
-        return s, x_s, e_s, eps_fn
+        x_t = self.invert(x_s, s, t, eps_fn, c.inversion_stride, e_s)
+        return s, x_s, e_s, eps_fn, x_t
 
     def noise_to(self, x, t, cond, generator=None):
-        """x_t as ISM and TSM noise x: along the inversion to s, then one more inversion step to t
-        (what their gradient is evaluated at; docs/bench-quality/noising_pull.py screens it)."""
-        s, x_s, e_s, eps_fn = self.to_interval_start(x, t, cond, generator)
-        return self.invert(x_s, s, t, eps_fn, self.cfg.interval.inversion_stride, e_s)
+        """x_t as ISM and TSM noise x (docs/bench-quality/noising_pull.py screens it)."""
+        return self.interval_path(x, t, cond, generator)[-1]
 
     def gradient(self, x, cond, generator=None):
-        t, s, x_s, e_s, eps_fn = self.start_and_interval(x, cond, generator)
-        x_t = self.invert(x_s, s, t, eps_fn, self.cfg.interval.inversion_stride, e_s)
+        t = self.sample_t(x.shape[0], generator).to(x.device)
+        _, _, e_s, _, x_t = self.interval_path(x, t, cond, generator)
         return self.weight(t) * (self.guided_eps(x_t, t, cond) - e_s), t
 
 
@@ -76,11 +72,10 @@ class TSMGuidance(ISMGuidance):
     settings = ("interval",)
 
     def gradient(self, x, cond, generator=None):
-        stride = self.cfg.interval.inversion_stride
-        t, s, x_s, e_s, eps_fn = self.start_and_interval(x, cond, generator)
-        x_t = self.invert(x_s, s, t, eps_fn, stride, e_s)
+        t = self.sample_t(x.shape[0], generator).to(x.device)
+        s, x_s, e_s, eps_fn, x_t = self.interval_path(x, t, cond, generator)
         mu = tsm_midpoint(s, t, self.cfg.interval.gamma)
-        x_mu = self.invert(x_s, s, mu, eps_fn, stride, e_s)
+        x_mu = self.invert(x_s, s, mu, eps_fn, self.cfg.interval.inversion_stride, e_s)
         e_mu = e_s.clone()
         moved = mu != s  # where mu == s the target is e(x_s, s): no second evaluation
         if bool(moved.any()):
