@@ -1,7 +1,7 @@
 """Recipes: YAML files with inheritance, dotlist overrides and typed, bounded validation.
 
-A recipe may start with `extends: other.yaml` (a path relative to the recipe, or a list of them,
-merged in order). The bases are loaded first, then the recipe is merged on top, then the command
+A recipe may start with `extends: other.yaml` (a path relative to the recipe or the name of a shipped
+recipe in configs/, or a list of them, merged in order). The bases are loaded first, then the recipe is merged on top, then the command
 line's `key=value` overrides. The result is checked against the dataclasses below, which are the
 schema: an unknown key fails and names the closest valid key; a value of the wrong type, outside
 its range (`Int`, `Float`, `Schedule`, `Numbers`, `Ints`), not one of its choices (`Choice`) or
@@ -506,8 +506,20 @@ def load_recipe(path: Union[str, Path], _seen: tuple = ()) -> dict:
                         f"got {clip(repr(parents))}")
     base: dict = {}
     for parent in parents:
-        base = merge(base, load_recipe(path.parent / parent, _seen + (path,)))
+        base = merge(base, load_recipe(_parent_path(path, parent), _seen + (path,)))
     return merge(base, data)
+
+
+def _parent_path(recipe: Path, parent: str) -> Path:
+    """A recipe's base: relative to the recipe, else a shipped recipe of that name (so a user's
+    recipe anywhere can say `extends: sds-nerf.yaml`)."""
+    near = recipe.parent / parent
+    if near.exists():
+        return near
+    if (CONFIG_DIR / parent).is_file():
+        return CONFIG_DIR / parent
+    raise UserError(f"config {clip(recipe.name)} extends {clip(parent)}, which is neither next to it nor a "
+                    f"shipped recipe; name a file relative to it or one from {CONFIG_DIR}")
 
 
 def parse_overrides(overrides: list[str]) -> dict:

@@ -33,6 +33,20 @@ def test_recipe_inheritance(tmp_path):
     assert (cfg.seed, cfg.trainer.max_steps, cfg.trainer.val_every) == (3, 20, 7)
 
 
+def test_a_recipe_anywhere_extends_a_shipped_one_by_name(tmp_path):
+    """`extends: sds-nerf.yaml` outside configs/ finds the shipped recipe (a file of that name next
+    to the recipe would come first); how a mesh run's coarse stage gets settings of its own."""
+    (tmp_path / "coarse.yaml").write_text("extends: sds-nerf.yaml\nguidance:\n  guidance_scale: 100\n")
+    cfg, shipped = build_config(tmp_path / "coarse.yaml"), build_config("configs/sds-nerf.yaml")
+    assert (cfg.guidance.method, cfg.guidance.guidance_scale, shipped.guidance.guidance_scale) == ("sds", 100, 3.0)
+    assert cfg.geometry == shipped.geometry
+    (tmp_path / "sds-nerf.yaml").write_text("seed: 9\n")
+    assert build_config(tmp_path / "coarse.yaml").seed == 9
+    (tmp_path / "lost.yaml").write_text("extends: no-such-recipe.yaml\n")
+    with pytest.raises(UserError, match="lost.yaml extends no-such-recipe.yaml, which is neither next to it"):
+        load_recipe(tmp_path / "lost.yaml")
+
+
 def test_shipped_recipe_validates():
     cfg = build_config("configs/sds-nerf.yaml", ["prompt=a rubber duck"])
     assert cfg.guidance.method == "sds" and cfg.geometry.pos_encoding.n_levels == 8
