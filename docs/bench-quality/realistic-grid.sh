@@ -110,3 +110,7 @@ for seed in 0 1; do for s in 7.5 100; do
   chunk "mesh-whole-sds$s-seed$seed" "mesh-whole-sds-cfg$s" --representation mesh --methods sds --objects "$FOUR" \
     --seeds "$seed" guidance.guidance_scale=$s "geometry.mesh.coarse_recipe=$COARSE/sds-nerf-cfg$s.yaml"  # 4
 done; done
+# Stronger view words (prior.view_odds 3 and 6 against the world's 1), SDS at its recipe (2026-12-04): do the
+# car and the duck form their long side outline? (docs/evaluation.md, "The long side outline")
+chunk viewodds3-seeds01 viewodds3 --methods sds --objects "$FOUR" --seeds 0,1 prior.view_odds=3  # 8
+chunk viewodds6-seed0 viewodds6 --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=6  # 4
