@@ -1,11 +1,12 @@
 """Recipes: YAML files with inheritance, dotlist overrides and typed, bounded validation.
 
-A recipe may start with `extends: other.yaml` (a path relative to the recipe or the name of a shipped
-recipe in configs/, or a list of them, merged in order). The bases are loaded first, then the recipe is merged on top, then the command
-line's `key=value` overrides. The result is checked against the dataclasses below, which are the
-schema: an unknown key fails and names the closest valid key; a value of the wrong type, outside
-its range (`Int`, `Float`, `Schedule`, `Numbers`, `Ints`), not one of its choices (`Choice`) or
-not finite fails with one line. Every value is data: nothing is interpolated or resolved.
+A recipe may start with `extends: other.yaml` (a path relative to the recipe or the name of a
+shipped recipe in configs/, or a list of them, merged in order). The bases are loaded first, then
+the recipe is merged on top, then the command line's `key=value` overrides. The result is checked
+against the dataclasses below, which are the schema: an unknown key fails and names the closest
+valid key; a value of the wrong type, outside its range (`Int`, `Float`, `Schedule`, `Numbers`,
+`Ints`), not one of its choices (`Choice`) or not finite fails with one line. Every value is data:
+nothing is interpolated or resolved.
 """
 from __future__ import annotations
 
