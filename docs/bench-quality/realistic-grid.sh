@@ -114,3 +114,6 @@ done; done
 # car and the duck form their long side outline? (docs/evaluation.md, "The long side outline")
 chunk viewodds3-seeds01 viewodds3 --methods sds --objects "$FOUR" --seeds 0,1 prior.view_odds=3  # 8
 chunk viewodds6-seed0 viewodds6 --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=6  # 4
+# More seeds of the view-word settings: e^3 at three seeds, e^6 at two (2026-12-04).
+chunk viewodds3-seeds012 viewodds3 --methods sds --objects "$FOUR" --seeds 0,1,2 prior.view_odds=3  # 4 more
+chunk viewodds6-seeds01 viewodds6 --methods sds --objects "$FOUR" --seeds 0,1 prior.view_odds=6  # 4 more
