@@ -117,3 +117,5 @@ chunk viewodds6-seed0 viewodds6 --methods sds --objects "$FOUR" --seeds 0 prior.
 # More seeds of the view-word settings: e^3 at three seeds, e^6 at two (2026-12-04).
 chunk viewodds3-seeds012 viewodds3 --methods sds --objects "$FOUR" --seeds 0,1,2 prior.view_odds=3  # 4 more
 chunk viewodds6-seeds01 viewodds6 --methods sds --objects "$FOUR" --seeds 0,1 prior.view_odds=6  # 4 more
+# View words e^3 on mesh runs (the coarse stage takes the mesh run's prior, so both stages see e^3), seed 0.
+chunk mesh-viewodds3-seed0 mesh-viewodds3 --representation mesh --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=3  # 4
