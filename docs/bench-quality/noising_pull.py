@@ -66,7 +66,7 @@ def main() -> None:
                 for _ in range(DRAWS):
                     x_t = noised(guidance, x0, t, cond, how, generator)
                     e = guidance.guided_eps(x_t, t, cond)
-                    est = ((x_t - guidance.sigma(t, x_t) * e) / guidance.alpha(t, x_t)).clamp(-1, 1)
+                    est = guidance.clean_estimate(x_t, t, e).clamp(-1, 1)
                     image = ((est + 1) / 2).permute(0, 2, 3, 1)
                     scores.append(janus_score(lambda cams: (image, None), truth, c.eval_elevation,
                                               c.eval_distance, c.eval_fovy)["janus_score"])

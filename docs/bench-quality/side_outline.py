@@ -16,9 +16,8 @@ import sys
 
 import torch
 
-from dreamer.eval.metrics import heldout_cameras, object_renderer
-from dreamer.evaluation import run_renderer
-from dreamer.pipeline import load_system
+from dreamer.eval.metrics import heldout_cameras, object_renderer, silhouette_iou
+from dreamer.evaluation import heldout_renders
 from dreamer.runs import RunDir
 from dreamer.toy.catalogue import toy_object
 
@@ -27,10 +26,9 @@ SIDES, ENDS = [3, 4, 11, 12], [0, 7, 8, 15]  # indices into the 16 held-out view
 
 def widths_and_iou(coverage: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(run width / true width, IoU) per view, of (B, H, W) coverages."""
-    a, b = coverage > 0.5, truth > 0.5
-    width = lambda m: m.any(1).sum(1).float()  # noqa: E731  columns with any covered pixel
-    iou = (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
-    return width(a) / width(b).clamp_min(1), iou
+    width = lambda c: (c > 0.5).any(1).sum(1).float()  # noqa: E731  columns with any covered pixel
+    iou = torch.tensor([silhouette_iou(c, t) for c, t in zip(coverage, truth)])
+    return width(coverage) / width(truth).clamp_min(1), iou
 
 
 def main(folders: list[str]) -> None:
@@ -40,10 +38,9 @@ def main(folders: list[str]) -> None:
         run = RunDir(folder)
         cfg = run.config()
         obj = toy_object(cfg.prior, cfg.prompt)
-        cams = heldout_cameras(cfg.camera, 16, 64)
         with torch.no_grad():
-            _, coverage = run_renderer(load_system(run, cfg))(cams)
-            _, truth = object_renderer(obj)(cams)
+            coverage = heldout_renders(run, 16, 64)["coverage"]
+            _, truth = object_renderer(obj)(heldout_cameras(cfg.camera, 16, 64))
         ratio, iou = widths_and_iou(coverage, truth)
         side, end = (f"{float(ratio[i].mean()):.2f} / {float(iou[i].mean()):.2f}" for i in (SIDES, ENDS))
         print(f"{folder} | {obj.name} | {side} | {end}")

@@ -49,7 +49,7 @@ def pull(guidance, cond, x0: torch.Tensor, true_width: torch.Tensor, t_value: in
     for _ in range(DRAWS):
         x_t = guidance.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
         e = guidance.guided_eps(x_t, t, cond)
-        est = ((x_t - guidance.sigma(t, x_t) * e) / guidance.alpha(t, x_t)).clamp(-1, 1)
+        est = guidance.clean_estimate(x_t, t, e).clamp(-1, 1)
         ratios.append(float((width(((est + 1) / 2).permute(0, 2, 3, 1)) / true_width).mean()))
     return sum(ratios) / len(ratios)
 

@@ -149,9 +149,13 @@ class Guidance(torch.nn.Module):
     def add_noise(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.alpha(t, x) * x + self.sigma(t, x) * noise
 
+    def clean_estimate(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The clean image x_t's noise prediction implies: (x_t - b_t e) / a_t."""
+        return (x_t - self.sigma(t, x_t) * eps) / self.alpha(t, x_t)
+
     def ddim(self, x: torch.Tensor, t_from: torch.Tensor, t_to: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Deterministic DDIM map D_{i->k}(x; e) = a_k (x - b_i e) / a_i + b_k e (either direction)."""
-        x0 = (x - self.sigma(t_from, x) * eps) / self.alpha(t_from, x)
+        x0 = self.clean_estimate(x, t_from, eps)
         return self.alpha(t_to, x) * x0 + self.sigma(t_to, x) * eps
 
     def invert(self, x: torch.Tensor, t_from: torch.Tensor, t_to: torch.Tensor, eps_fn, stride: int,
