@@ -119,3 +119,6 @@ chunk viewodds3-seeds012 viewodds3 --methods sds --objects "$FOUR" --seeds 0,1,2
 chunk viewodds6-seeds01 viewodds6 --methods sds --objects "$FOUR" --seeds 0,1 prior.view_odds=6  # 4 more
 # View words e^3 on mesh runs (the coarse stage takes the mesh run's prior, so both stages see e^3), seed 0.
 chunk mesh-viewodds3-seed0 mesh-viewodds3 --representation mesh --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=3  # 4
+# Weaker view words (e^0.5; view_odds=0 would be the first version's fixed share, not "no words"), SDS at its
+# recipe, seed 0 (2026-12-05): does the Janus score reach the #19 target's +0.3 with view words below the world's e^1?
+chunk viewodds0.5-seed0 viewodds0.5 --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=0.5  # 4
