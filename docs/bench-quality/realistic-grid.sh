@@ -122,3 +122,8 @@ chunk mesh-viewodds3-seed0 mesh-viewodds3 --representation mesh --methods sds --
 # Weaker view words (e^0.5; view_odds=0 would be the first version's fixed share, not "no words"), SDS at its
 # recipe, seed 0 (2026-12-05): does the Janus score reach the #19 target's +0.3 with view words below the world's e^1?
 chunk viewodds0.5-seed0 viewodds0.5 --methods sds --objects "$FOUR" --seeds 0 prior.view_odds=0.5  # 4
+# Coarser or looser weighing (2026-12-05), SDS at its recipe, seed 0: the car has the most room to go Janus
+# (+0.08 against +0.59 for a perfect second face blurred by 2 px); a weighing that tells its ends apart less
+# leaves more to the front lean. 4x4 blocks at temperature 256 (the first version's pairing), and 8x8 at 256.
+chunk weigh-r4t256-seed0 weigh-r4t256 --methods sds --objects "$FOUR" --seeds 0 prior.posterior_resolution=4 prior.posterior_temperature=256  # 4
+chunk weigh-r8t256-seed0 weigh-r8t256 --methods sds --objects "$FOUR" --seeds 0 prior.posterior_temperature=256  # 4
