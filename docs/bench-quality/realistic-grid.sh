@@ -127,3 +127,5 @@ chunk viewodds0.5-seed0 viewodds0.5 --methods sds --objects "$FOUR" --seeds 0 pr
 # leaves more to the front lean. 4x4 blocks at temperature 256 (the first version's pairing), and 8x8 at 256.
 chunk weigh-r4t256-seed0 weigh-r4t256 --methods sds --objects "$FOUR" --seeds 0 prior.posterior_resolution=4 prior.posterior_temperature=256  # 4
 chunk weigh-r8t256-seed0 weigh-r8t256 --methods sds --objects "$FOUR" --seeds 0 prior.posterior_temperature=256  # 4
+# BSD at lambda_r 100 on NeRF runs at a second seed (2026-12-05), against SDS at 100's seed 1 (sds100-seeds01).
+chunk bsd100-seeds01 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0,1 guidance.bsd.balance_ratio=100  # 4 more
