@@ -143,9 +143,25 @@ def test_detail_match_closed_form_and_what_lowers_it():
     noise = 0.05 * torch.randn(rgb.shape, generator=g)
     assert abs(detail_match(flat + noise, cov, rgb, cov)) < 0.1
     assert detail_match(rgb + noise, cov, rgb, cov) < 0.9
-    blur = lambda img, s: torch.cat([gaussian_blur(img[..., c][:, None], s) for c in range(3)], 1).permute(0, 2, 3, 1)
+    blur = lambda img, s: gaussian_blur(img.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
     soft, softer = detail_match(blur(rgb, 1.0), cov, rgb, cov), detail_match(blur(rgb, 2.0), cov, rgb, cov)
     assert 1 > soft > softer > 0
+
+
+def test_gaussian_blur_equals_a_dense_kernel_on_each_channel_alone():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 11, generator=g)
+    sigma, radius = 1.3, 3
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    rows = torch.arange(9)[:, None, None, None] + offsets.long()[None, None, :, None]  # brute force:
+    cols = torch.arange(11)[None, :, None, None] + offsets.long()[None, None, None, :]  # edges replicated
+    patches = x[:, :, rows.clamp(0, 8), cols.clamp(0, 10)]  # (2, 3, 9, 11, 7, 7)
+    expected = (patches * kernel).sum((-1, -2))
+    assert torch.allclose(gaussian_blur(x, sigma, radius), expected, atol=1e-6)
+    one_channel = gaussian_blur(x[:, 1:2], sigma, radius)  # channels do not mix
+    assert torch.allclose(gaussian_blur(x, sigma, radius)[:, 1:2], one_channel, atol=1e-7)
 
 
 def test_eval_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):

@@ -24,8 +24,7 @@ STEPS = (20, 50, 100, 200, 400)
 
 
 def blurred(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    b, c, h, w = x.shape
-    return gaussian_blur(x.reshape(b * c, 1, h, w), sigma, radius=int(3 * sigma) + 1).reshape(b, c, h, w)
+    return gaussian_blur(x, sigma, radius=int(3 * sigma) + 1)
 
 
 def main() -> None:

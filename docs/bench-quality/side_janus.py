@@ -35,10 +35,8 @@ def blurred(render_fn, sigma: float):
     """render_fn with its RGB blurred by a Gaussian of sigma pixels."""
     def render(cams):
         rgb, cov = render_fn(cams)
-        b, h, w, _ = rgb.shape
-        x = rgb.permute(0, 3, 1, 2).reshape(b * 3, 1, h, w)
-        x = gaussian_blur(x, sigma, radius=int(3 * sigma))
-        return x.reshape(b, 3, h, w).permute(0, 2, 3, 1), cov
+        x = gaussian_blur(rgb.permute(0, 3, 1, 2), sigma, radius=int(3 * sigma))
+        return x.permute(0, 2, 3, 1), cov
     return render
 
 

@@ -56,13 +56,14 @@ DETAIL_RADIUS = 4  # taps either side of the Gaussian's centre
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float = DETAIL_SIGMA, radius: int = DETAIL_RADIUS) -> torch.Tensor:
-    """(B, 1, H, W) blurred by a separable Gaussian, edges replicated. Our own six lines: torchvision,
-    which has one, is not a dependency, and scipy's would leave torch for numpy and back."""
+    """(B, C, H, W) blurred channel by channel by a separable Gaussian, edges replicated. Our own few
+    lines: torchvision, which has one, is not a dependency, and scipy's would leave torch for numpy."""
+    b, c, h, w = x.shape
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
     taps = taps / taps.sum()
-    x = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
+    x = torch.nn.functional.pad(x.reshape(b * c, 1, h, w), (radius,) * 4, mode="replicate")
     x = torch.nn.functional.conv2d(x, taps.reshape(1, 1, 1, -1))
-    return torch.nn.functional.conv2d(x, taps.reshape(1, 1, -1, 1))
+    return torch.nn.functional.conv2d(x, taps.reshape(1, 1, -1, 1)).reshape(b, c, h, w)
 
 
 def detail_match(rgb: torch.Tensor, coverage: torch.Tensor, t_rgb: torch.Tensor, t_coverage: torch.Tensor,
