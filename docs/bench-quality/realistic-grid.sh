@@ -129,3 +129,8 @@ chunk weigh-r4t256-seed0 weigh-r4t256 --methods sds --objects "$FOUR" --seeds 0 
 chunk weigh-r8t256-seed0 weigh-r8t256 --methods sds --objects "$FOUR" --seeds 0 prior.posterior_temperature=256  # 4
 # BSD at lambda_r 100 on NeRF runs at a second seed (2026-12-05), against SDS at 100's seed 1 (sds100-seeds01).
 chunk bsd100-seeds01 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0,1 guidance.bsd.balance_ratio=100  # 4 more
+# Perp-Neg (2026-12-05): SDS at its recipe with guidance.perp_neg.enabled (the paper's weights), seeds 0 and 1.
+# Its claim is less Janus; the second version is the first world here with Janus to reduce.
+chunk perpneg-seeds01 perpneg --methods sds --objects "$FOUR" --seeds 0,1 guidance.perp_neg.enabled=true  # 8
+# Perp-Neg with view words e^3, seed 0: where "back view" and "front view" predictions differ more (perpneg_share.py).
+chunk perpneg-viewodds3-seed0 perpneg-viewodds3 --methods sds --objects "$FOUR" --seeds 0 guidance.perp_neg.enabled=true prior.view_odds=3  # 4
