@@ -134,3 +134,4 @@ chunk bsd100-seeds01 bsd-cfg100 --methods bsd --objects "$FOUR" --seeds 0,1 guid
 chunk perpneg-seeds01 perpneg --methods sds --objects "$FOUR" --seeds 0,1 guidance.perp_neg.enabled=true  # 8
 # Perp-Neg with view words e^3, seed 0: where "back view" and "front view" predictions differ more (perpneg_share.py).
 chunk perpneg-viewodds3-seed0 perpneg-viewodds3 --methods sds --objects "$FOUR" --seeds 0 guidance.perp_neg.enabled=true prior.view_odds=3  # 4
+chunk perpneg-viewodds3-seeds01 perpneg-viewodds3 --methods sds --objects "$FOUR" --seeds 0,1 guidance.perp_neg.enabled=true prior.view_odds=3  # 4 more
