@@ -135,3 +135,8 @@ chunk perpneg-seeds01 perpneg --methods sds --objects "$FOUR" --seeds 0,1 guidan
 # Perp-Neg with view words e^3, seed 0: where "back view" and "front view" predictions differ more (perpneg_share.py).
 chunk perpneg-viewodds3-seed0 perpneg-viewodds3 --methods sds --objects "$FOUR" --seeds 0 guidance.perp_neg.enabled=true prior.view_odds=3  # 4
 chunk perpneg-viewodds3-seeds01 perpneg-viewodds3 --methods sds --objects "$FOUR" --seeds 0,1 guidance.perp_neg.enabled=true prior.view_odds=3  # 4 more
+# Is the second face incomplete because the low-noise steps draw the true back? SDS with t >= 400 only
+# (guidance.min_step_percent=0.4), seed 0 (2026-12-05; docs/evaluation.md, "Janus at the runs' own blur").
+chunk tmin0.4-seed0 tmin0.4 --methods sds --objects "$FOUR" --seeds 0 guidance.min_step_percent=0.4  # 4
+# Or because 600 steps are too few to finish it? SDS at twice the recipe's steps, seed 0 (2026-12-05).
+chunk steps1200-seed0 steps1200 --methods sds --objects "$FOUR" --seeds 0 --run-steps 1200  # 4
