@@ -140,3 +140,9 @@ chunk perpneg-viewodds3-seeds01 perpneg-viewodds3 --methods sds --objects "$FOUR
 chunk tmin0.4-seed0 tmin0.4 --methods sds --objects "$FOUR" --seeds 0 guidance.min_step_percent=0.4  # 4
 # Or because 600 steps are too few to finish it? SDS at twice the recipe's steps, seed 0 (2026-12-05).
 chunk steps1200-seed0 steps1200 --methods sds --objects "$FOUR" --seeds 0 --run-steps 1200  # 4
+# Or because the body is translucent, the front's pale belly seen through it? SDS pushed to opaque renders
+# (loss.lambda_opaque from step 200; the term is a mean over pixels, and weights 1 and 50 left the runs as
+# they were), seed 0 (2026-12-06).
+for w in 1 50 2000; do
+  chunk "opaque$w-seed0" "opaque$w" --methods sds --objects "$FOUR" --seeds 0 "loss.lambda_opaque=[200,0,$w,600]"  # 4
+done
