@@ -1,8 +1,8 @@
-"""How Janus is a run at its own blur? The Janus score with the truth blurred as the run is.
+"""How Janus a run is at its own blur: the Janus score with the truth blurred as the run is.
 
     python docs/bench-quality/blur_matched_janus.py RUN_FOLDER [RUN_FOLDER ...]
 
-docs/evaluation.md (the realistic world, "Janus at the run's own blur"). The Janus score compares
+docs/evaluation.md (the realistic world, "Janus at the runs' own blur"). The Janus score compares
 the render at the five back cameras with the sharp true back and the sharp true front. A blurred
 second face is far from both, so it scores near 0 however complete it is ("Why +0.3 is hard").
 Here each run's blur is measured, then the score is taken again at that blur:
@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from dreamer.eval.janus import BACK_OFFSETS, _cams
+from dreamer.eval.janus import BACK_OFFSETS, _cams, view_scores
 from dreamer.eval.metrics import gaussian_blur, object_renderer
 from dreamer.evaluation import run_renderer
 from dreamer.pipeline import load_system
@@ -49,10 +49,8 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def janus(render: torch.Tensor, back: torch.Tensor, front: torch.Tensor) -> float:
-    """The Janus score of back-camera renders against the true back and front views (dreamer.eval.janus)."""
-    d_back = mse(render, back)
-    d_front = torch.minimum(mse(render, front), mse(render, front.flip(2)))
-    return float(((d_back - d_front) / (d_back + d_front).clamp_min(1e-12)).mean())
+    """The Janus score of back-camera renders against the true back and front views."""
+    return float(view_scores(render, back, front).mean())
 
 
 def janus_best_blur(render: torch.Tensor, back: torch.Tensor, front: torch.Tensor) -> float:

@@ -27,22 +27,24 @@ def _cams(azimuths, elevation, distance, fovy, resolution):
                         resolution, resolution)
 
 
+def view_scores(result: torch.Tensor, t_true: torch.Tensor, t_front: torch.Tensor) -> torch.Tensor:
+    """Per view: (d_true - d_front) / (d_true + d_front), d_true the mean squared difference of the
+    render from the true view, d_front the smaller one from the true front view or its mirror."""
+    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)  # noqa: E731
+    d_true = mse(result, t_true)
+    d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
+    return (d_true - d_front) / (d_true + d_front).clamp_min(1e-12)
+
+
 def front_likeness(render_fn, truth_fn, centre: float, elevation: float, distance: float, fovy: float,
                    resolution: int = 64) -> torch.Tensor:
-    """Per view at azimuths centre + BACK_OFFSETS: (d_true - d_front) / (d_true + d_front), where d_true
-    compares the render with the true view there and d_front with the true front view T(offset) or its
-    mirror. At centre 180 these are the Janus score's views."""
+    """view_scores at azimuths centre + BACK_OFFSETS, against the true view there and the true front
+    view T(offset). At centre 180 these are the Janus score's views."""
     cams = _cams([centre + o for o in BACK_OFFSETS], elevation, distance, fovy, resolution)
     # Each camera carries its light (at the eye), so a face on the back, seen and lit from behind,
     # is shaded as the true face seen and lit from the front.
     front_cams = _cams(list(BACK_OFFSETS), elevation, distance, fovy, resolution)
-    result, _ = render_fn(cams)
-    t_true, _ = truth_fn(cams)
-    t_front, _ = truth_fn(front_cams)
-    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)
-    d_true = mse(result, t_true)
-    d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
-    return (d_true - d_front) / (d_true + d_front).clamp_min(1e-12)
+    return view_scores(render_fn(cams)[0], truth_fn(cams)[0], truth_fn(front_cams)[0])
 
 
 def janus_score(render_fn, truth_fn, elevation: float, distance: float, fovy: float,
