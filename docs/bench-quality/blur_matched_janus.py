@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from dreamer.eval.janus import BACK_OFFSETS, _cams, view_scores
+from dreamer.eval.janus import BACK_OFFSETS, _cams, likeness, mse, view_scores
 from dreamer.eval.metrics import gaussian_blur, object_renderer
 from dreamer.evaluation import run_renderer
 from dreamer.pipeline import load_system
@@ -44,10 +44,6 @@ def blur(rgb: torch.Tensor, sigma: float) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
-def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return ((a - b) ** 2).flatten(1).mean(1)
-
-
 def janus(render: torch.Tensor, back: torch.Tensor, front: torch.Tensor) -> float:
     """The Janus score of back-camera renders against the true back and front views."""
     return float(view_scores(render, back, front).mean())
@@ -56,8 +52,7 @@ def janus(render: torch.Tensor, back: torch.Tensor, front: torch.Tensor) -> floa
 def janus_best_blur(render: torch.Tensor, back: torch.Tensor, front: torch.Tensor) -> float:
     """The Janus score with each reference at the blur (of SIGMAS) that brings it closest to the render."""
     d = lambda ref: torch.stack([mse(render, blur(ref, s)) for s in SIGMAS]).min(0).values  # noqa: E731
-    d_back, d_front = d(back), torch.minimum(d(front), d(front.flip(2)))
-    return float(((d_back - d_front) / (d_back + d_front).clamp_min(1e-12)).mean())
+    return float(likeness(d(back), torch.minimum(d(front), d(front.flip(2)))).mean())
 
 
 def scores(render_fn, truth_fn, camera) -> dict:

@@ -27,13 +27,20 @@ def _cams(azimuths, elevation, distance, fovy, resolution):
                         resolution, resolution)
 
 
-def view_scores(result: torch.Tensor, t_true: torch.Tensor, t_front: torch.Tensor) -> torch.Tensor:
-    """Per view: (d_true - d_front) / (d_true + d_front), d_true the mean squared difference of the
-    render from the true view, d_front the smaller one from the true front view or its mirror."""
-    mse = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)  # noqa: E731
-    d_true = mse(result, t_true)
-    d_front = torch.minimum(mse(result, t_front), mse(result, t_front.flip(2)))
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference per view of (B, H, W, 3) images."""
+    return ((a - b) ** 2).flatten(1).mean(1)
+
+
+def likeness(d_true: torch.Tensor, d_front: torch.Tensor) -> torch.Tensor:
+    """(d_true - d_front) / (d_true + d_front): -1 the true view, +1 the front, 0 neither."""
     return (d_true - d_front) / (d_true + d_front).clamp_min(1e-12)
+
+
+def view_scores(result: torch.Tensor, t_true: torch.Tensor, t_front: torch.Tensor) -> torch.Tensor:
+    """Per view: likeness of the render's distances from the true view and from the nearer of the
+    true front view and its mirror."""
+    return likeness(mse(result, t_true), torch.minimum(mse(result, t_front), mse(result, t_front.flip(2))))
 
 
 def front_likeness(render_fn, truth_fn, centre: float, elevation: float, distance: float, fovy: float,
