@@ -110,6 +110,9 @@ class PriorConfig:
     weigh_on: Choice("image", "silhouette") = "image"  # toy, realistic world: weigh references on their images, or on their outlines alone
     view_odds: Float(0, 20) = 1.0  # toy, realistic world: > 0: a view suffix multiplies its label's odds by e^this; 0: it moves view_fidelity of the mass
     lean_empty_prompt: bool = False  # toy, realistic world: the empty prompt leans to the front too (false: only prompts naming an object do)
+    local_window: Int(0, 63) = 0  # toy, realistic world: > 0: below local_below, each pixel weighs the references on the W x W window around it
+    local_below: Int(0, 1000) = 0  # toy, realistic world: the timestep below which the weighing is local
+    local_temperature: Float(1, 1e6) = 1.0  # toy, realistic world: the local weighing assumes sqrt(T) times the noise
     # diffusers priors (SD 1.x/2.x, SDXL, DeepFloyd IF stage I):
     revision: Optional[str] = None  # hub revision (branch, tag or commit) to take from the cache
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N

@@ -216,7 +216,8 @@ def test_bad_prior_options_fail_up_front():
     for key, value, match in [("dtype", "float8", "prior.dtype"), ("vae_mode", "mode", "prior.vae_mode")]:
         with pytest.raises(UserError, match=match):  # choices: refused by the schema at load
             build_config(values={"prior": {key: value}})
-    for key, value, match in [("device", "tpu", "prior.device"), ("resolution", 500, "multiple of 8")]:
+    for key, value, match in [("device", "tpu", "prior.device"), ("resolution", 500, "multiple of 8"),
+                              ("posterior_resolution", 12, "divide 64"), ("local_window", 8, "odd")]:
         with pytest.raises(UserError, match=match):
             check_prior(PriorConfig(**{key: value}))
 

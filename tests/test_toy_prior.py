@@ -277,3 +277,61 @@ def test_silhouette_weighing_sees_outlines_not_colours(small_catalogue):
     assert prior.denoise(x_t, t, emb).shape == x_t.shape
     exact = ToyPrior(small_catalogue, refs_per_object=48, weigh_on="silhouette")  # the exact world ignores it
     assert exact.weigh_on == "image"
+
+
+def local_prior(small_catalogue, window=3, below=1000, temperature=4.0):
+    from dreamer.toy.prior import ToyPrior
+    return ToyPrior(small_catalogue, refs_per_object=48, world="realistic", local_window=window,
+                    local_below=below, local_temperature=temperature)
+
+
+def test_local_weighing_matches_its_definition_pixel_by_pixel(small_catalogue):
+    """Each pixel's posterior from its own window, one reference and one pixel at a time in float64:
+    the window's mean squared distance (at a border, over the part inside the image) times k^2."""
+    prior, k, t, temperature = local_prior(small_catalogue), 3, 300, 4.0
+    g = torch.Generator().manual_seed(3)
+    x_t = 0.8 * prior.refs.images[7] + 0.4 * torch.randn((3, 64, 64), generator=g)
+    emb = prior.embed(["a rubber duck, back view"])
+    got = prior.denoise(x_t[None], torch.tensor([t]), emb)[0]
+    abar = prior.alphas_cumprod.double()[t]
+    a, s2 = abar.sqrt(), (1 - abar) * temperature
+    refs, x = prior.refs.images.double(), x_t.double()
+    for y, z in ((0, 0), (0, 31), (20, 40), (63, 63)):
+        rows, cols = slice(max(y - 1, 0), y + 2), slice(max(z - 1, 0), z + 2)
+        logits = []
+        for i in range(len(refs)):
+            sq = ((x[:, rows, cols] - a * refs[i][:, rows, cols]) ** 2).sum(0)
+            logits.append(emb[0, i].double() - sq.mean() * k * k / (2 * s2))
+        r = torch.softmax(torch.stack(logits), 0)
+        want = (r[:, None] * refs[:, :, y, z]).sum(0)
+        assert torch.allclose(got[:, y, z].double(), want, atol=1e-4), (y, z)
+
+
+def test_local_weighing_composes_references_the_global_weighing_cannot(small_catalogue):
+    """Left half of one duck view, right half of another, lightly noised: each pixel's window finds
+    its own reference, so the estimate is the composite; one weighing for the whole image is not."""
+    prior = local_prior(small_catalogue, temperature=1.0)
+    plain = realistic(small_catalogue)
+    duck = torch.nonzero(prior.refs.object_ids == 0).flatten()
+    composite = prior.refs.images[duck[0]].clone()
+    composite[:, :, 32:] = prior.refs.images[duck[24]][:, :, 32:]
+    t = 100
+    abar = prior.alphas_cumprod[t]
+    x_t = abar.sqrt() * composite + (1 - abar).sqrt() * torch.randn((3, 64, 64), generator=torch.Generator().manual_seed(4))
+    emb = prior.embed(["a rubber duck"])
+    away = torch.ones(64, dtype=torch.bool)
+    away[29:35] = False  # the seam, where windows straddle both halves
+    err = lambda d: float(((d[0] - composite)[:, :, away] ** 2).mean().sqrt())  # noqa: E731
+    local, whole = err(prior.denoise(x_t[None], torch.tensor([t]), emb)), err(plain.denoise(x_t[None], torch.tensor([t]), emb))
+    assert local < 0.05 < 0.2 < whole
+
+
+def test_local_weighing_acts_only_below_its_timestep_and_in_the_realistic_world(small_catalogue):
+    from dreamer.toy.prior import ToyPrior
+    prior, plain = local_prior(small_catalogue, below=500), realistic(small_catalogue)
+    x_t = torch.randn((2, 3, 64, 64), generator=torch.Generator().manual_seed(5))
+    emb = prior.embed(["a snowman", ""])
+    high, low = torch.tensor([500, 800]), torch.tensor([499, 100])
+    assert torch.equal(prior.predict_noise(x_t, high, emb), plain.predict_noise(x_t, high, emb))
+    assert not torch.allclose(prior.predict_noise(x_t, low, emb), plain.predict_noise(x_t, low, emb), atol=1e-3)
+    assert ToyPrior(small_catalogue, refs_per_object=48, local_window=3, local_below=1000).local_window == 0

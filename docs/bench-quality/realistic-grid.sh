@@ -149,3 +149,7 @@ done
 chunk opaque2000-seeds01 opaque2000 --methods sds --objects "$FOUR" --seeds 0,1 "loss.lambda_opaque=[200,0,2000,600]"  # 4 more
 # (In the exact world, which chunk cannot run: dreamer bench quality --methods sds --objects "$FOUR" --seeds 0
 # "loss.lambda_opaque=[200,0,2000,600]"; docs/evaluation.md gives its means.)
+# Or because one weighing per image cannot compose a second face with the outline around it? Below t = 500 each
+# pixel weighs the references on its own 9 x 9 window (prior.local_window; a convolutional denoiser's view at
+# low noise), SDS at its recipe, seed 0 (2026-12-06).
+chunk local-w9t16b500-seed0 local-w9t16b500 --methods sds --objects "$FOUR" --seeds 0 prior.local_window=9 prior.local_below=500 prior.local_temperature=16  # 4

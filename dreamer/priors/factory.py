@@ -14,6 +14,10 @@ def check_prior(cfg):
     if cfg.resolution < 0 or cfg.resolution % 8:
         raise UserError(f"prior.resolution must be 0 (the UNet's own) or a multiple of 8, got {cfg.resolution}")
     if cfg.name == "toy":
+        if 64 % cfg.posterior_resolution:
+            raise UserError(f"prior.posterior_resolution must divide 64 (1, 2, 4, 8, 16, 32 or 64), got {cfg.posterior_resolution}")
+        if cfg.local_window % 2 == 0 and cfg.local_window:
+            raise UserError(f"prior.local_window must be 0 (off) or odd, so the window centres on its pixel; got {cfg.local_window}")
         return None
     from .hub import resolve  # start-up: huggingface_hub, for real priors only
     return resolve(cfg.name, cfg.revision)
@@ -28,6 +32,8 @@ def build_prior(cfg, progress=None):
                         view_fidelity=cfg.view_fidelity, progress=progress, world=cfg.world,
                         posterior_resolution=cfg.posterior_resolution, posterior_temperature=cfg.posterior_temperature,
                         front_lean=cfg.front_lean, view_blind=cfg.view_blind, weigh_on=cfg.weigh_on,
-                        view_odds=cfg.view_odds, lean_empty_prompt=cfg.lean_empty_prompt)
+                        view_odds=cfg.view_odds, lean_empty_prompt=cfg.lean_empty_prompt,
+                        local_window=cfg.local_window, local_below=cfg.local_below,
+                        local_temperature=cfg.local_temperature)
     from .diffusers_prior import load_diffusers_prior  # start-up: diffusers
     return load_diffusers_prior(source, cfg, progress)

@@ -43,6 +43,15 @@ Two worlds (prior.world):
   noise sees the shape and draws what the object usually shows. The estimate still blends the full
   references.
 
+  With local_window = k > 0 (realistic world only), below the timestep local_below each pixel p has
+  its own posterior, weighed on the k x k window around it (at full resolution, noise scaled by
+  local_temperature T_l): r_i(p) = softmax_i(log w_i - |x_t - a_t x_i|^2_window(p) / (2 T_l s_t^2)),
+  and D(p) = sum_i r_i(p) x_i(p). A convolutional denoiser sees a window, not the image, at low
+  noise: it can compose parts of different references (a face from a front view on a back view's
+  outline) that one weighing per image must take or leave together. Candidates are the 256
+  references nearest on the coarse view (the cost: all 2,000 at every pixel is 10x slower);
+  view_blind does not apply to the local estimate.
+
 Conditioning is a log-weight vector over references: the prompt picks an object, a view suffix
 moves `view_fidelity` of that object's mass onto references with the matching label (or, with
 view_odds, multiplies their odds), and the empty prompt is the uniform mixture over objects.
@@ -68,7 +77,8 @@ class ToyPrior(Prior):
                  refs_per_object: int = 200, view_fidelity: float | str = 0.7, progress=None,
                  chunk: int = 8, world: str = "exact", posterior_resolution: int = 8,
                  posterior_temperature: float = 64.0, front_lean: float = 0.0, view_blind: float = 0.0,
-                 weigh_on: str = "image", view_odds: float = 0.0, lean_empty_prompt: bool = True):
+                 weigh_on: str = "image", view_odds: float = 0.0, lean_empty_prompt: bool = True,
+                 local_window: int = 0, local_below: int = 0, local_temperature: float = 1.0):
         self.catalogue = catalogue or Catalogue()
         if view_fidelity == "auto":  # real priors follow view words loosely
             view_fidelity = 0.3 if world == "realistic" else 0.7
@@ -93,6 +103,9 @@ class ToyPrior(Prior):
         self.weigh_on = weigh_on if world == "realistic" else "image"
         self.view_odds = float(view_odds) if world == "realistic" else 0.0
         self.lean_empty_prompt = bool(lean_empty_prompt)
+        on = world == "realistic" and local_window > 0
+        self.local_window, self.local_below = (int(local_window), int(local_below)) if on else (0, 0)
+        self.local_temperature, self.local_candidates = float(local_temperature), 256
         weighed = silhouettes(self.refs) if self.weigh_on == "silhouette" else self.refs.images.double()
         coarse = self.weighing_resolution != resolution or self.weigh_on != "image"
         self._weighed_refs = self.coarse(weighed) if coarse else self._refs64  # no copy
@@ -152,12 +165,15 @@ class ToyPrior(Prior):
 
     def posterior(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Posterior weights r (B, N) over references."""
+        return torch.softmax(self.posterior_logits(x_t, t, emb), dim=-1)
+
+    def posterior_logits(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The posterior's log-weights (B, N) over references, up to a constant per row."""
         abar = self.alphas_cumprod.double()[t.long().cpu()]
         a, s2 = abar.sqrt()[:, None], (1 - abar)[:, None] * self.temperature
         x = self.coarse(x_t.detach().double().cpu())
         d2 = (x * x).sum(-1, keepdim=True) - 2 * a * (x @ self._weighed_refs.T) + a * a * self._sq_norms[None]
-        logits = emb.double().cpu() - d2 / (2 * s2)
-        return torch.softmax(logits, dim=-1)
+        return emb.double().cpu() - d2 / (2 * s2)
 
     def coarse(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, R, R) -> (B, C * r * r): the view the references are weighed on. Average pooling by
@@ -171,11 +187,33 @@ class ToyPrior(Prior):
         """E[x0 | x_t] under the mixture (B, C, R, R)."""
         outs = []
         for i in range(0, x_t.shape[0], self.chunk):
-            r = self.posterior(x_t[i:i + self.chunk], t[i:i + self.chunk], emb[i:i + self.chunk])
+            logits = self.posterior_logits(x_t[i:i + self.chunk], t[i:i + self.chunk], emb[i:i + self.chunk])
+            r = torch.softmax(logits, dim=-1)
+            local = self.local_window and (t[i:i + self.chunk].long().cpu() < self.local_below)
             if self.view_blind:  # a share of the estimate ignores x_t: the prompt's mean reference
                 r = (1 - self.view_blind) * r + self.view_blind * torch.softmax(emb[i:i + self.chunk].double().cpu(), -1)
-            outs.append(r @ self._refs64)
+            d = r @ self._refs64
+            if self.local_window:
+                for b in local.nonzero().flatten().tolist():
+                    # the local weighing looks at the references the coarse view finds plausible only (cost)
+                    near = logits[b].topk(min(self.local_candidates, int(logits[b].isfinite().sum()))).indices
+                    d[b] = self.local_denoise(x_t[i + b], int(t[i + b]), emb[i + b], near).flatten().double()
+            outs.append(d)
         return torch.cat(outs).reshape(x_t.shape).to(x_t)
+
+    def local_denoise(self, x_t, t: int, emb, near) -> torch.Tensor:
+        """E[x0 | x_t] with each pixel's posterior over the references `near` weighed on the window
+        around it (C, R, R): r_i(p) = softmax_i(log w_i - sum over the window of |x_t - a x_i|^2 / (2 T s^2))."""
+        abar = float(self.alphas_cumprod[t])
+        a, s2 = abar ** 0.5, (1 - abar) * self.local_temperature
+        refs, lw = self.refs.images[near].float(), emb.cpu()[near].float()
+        k = self.local_window
+        d = ((x_t.detach().float().cpu()[None] - a * refs) ** 2).sum(1, keepdim=True)
+        pool = torch.nn.functional.avg_pool2d  # a box is separable: rows, then columns (k + k adds, not k^2)
+        d = pool(pool(d, (k, 1), 1, (k // 2, 0), count_include_pad=False), (1, k), 1, (0, k // 2),
+                 count_include_pad=False) * (k * k)
+        r = torch.softmax(lw[:, None, None] - d[:, 0] / (2 * s2), dim=0)
+        return (r[:, None] * refs).sum(0)
 
     @torch.no_grad()
     def predict_noise(self, x_t, t, emb) -> torch.Tensor:
