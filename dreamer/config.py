@@ -413,8 +413,8 @@ class LossConfig:
     lambda_guidance: Schedule(0, 1e6) = 1.0  # the distillation term, whatever the method
     lambda_fake_score: Schedule(0, 1e6) = 1.0  # VSD/ESD/DSD: the fake score's denoising loss
     lambda_orient: Schedule(0, 1e6) = 0.0
-    # Means over pixels, where the distillation term sums over them: weights that matter are in the
-    # thousands (on the toy prior lambda_opaque 1 and 50 change nothing, 2000 makes renders opaque)
+    # Means over pixels, where the distillation term sums over them: they need large weights to matter
+    # (on the toy prior lambda_opaque 1 and 50 change nothing, 2000 makes renders opaque)
     lambda_sparsity: Schedule(0, 1e6) = 0.0
     lambda_opaque: Schedule(0, 1e6) = 0.0
     # The mesh stage: neighbouring face normals agree, vertices sit at their neighbours' mean, and
