@@ -189,21 +189,22 @@ class ToyPrior(Prior):
         for i in range(0, x_t.shape[0], self.chunk):
             logits = self.posterior_logits(x_t[i:i + self.chunk], t[i:i + self.chunk], emb[i:i + self.chunk])
             r = torch.softmax(logits, dim=-1)
-            local = self.local_window and (t[i:i + self.chunk].long().cpu() < self.local_below)
             if self.view_blind:  # a share of the estimate ignores x_t: the prompt's mean reference
                 r = (1 - self.view_blind) * r + self.view_blind * torch.softmax(emb[i:i + self.chunk].double().cpu(), -1)
             d = r @ self._refs64
-            if self.local_window:
-                for b in local.nonzero().flatten().tolist():
-                    # the local weighing looks at the references the coarse view finds plausible only (cost)
+            if self.local_window:  # below local_below, each pixel's own weighing replaces the coarse one
+                low = (t[i:i + self.chunk].long().cpu() < self.local_below).nonzero().flatten().tolist()
+                for b in low:
+                    # only the references the coarse view finds most plausible are candidates (cost)
                     near = logits[b].topk(min(self.local_candidates, int(logits[b].isfinite().sum()))).indices
                     d[b] = self.local_denoise(x_t[i + b], int(t[i + b]), emb[i + b], near).flatten().double()
             outs.append(d)
         return torch.cat(outs).reshape(x_t.shape).to(x_t)
 
     def local_denoise(self, x_t, t: int, emb, near) -> torch.Tensor:
-        """E[x0 | x_t] with each pixel's posterior over the references `near` weighed on the window
-        around it (C, R, R): r_i(p) = softmax_i(log w_i - sum over the window of |x_t - a x_i|^2 / (2 T s^2))."""
+        """E[x0 | x_t] (C, R, R) with each pixel's posterior over the references `near` weighed on the
+        k x k window around it: r_i(p) = softmax_i(log w_i - |x_t - a x_i|^2_window(p) / (2 T s^2)), the
+        window's squared distance being its mean over the part inside the image times k^2."""
         abar = float(self.alphas_cumprod[t])
         a, s2 = abar ** 0.5, (1 - abar) * self.local_temperature
         refs, lw = self.refs.images[near].float(), emb.cpu()[near].float()
