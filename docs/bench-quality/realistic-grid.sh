@@ -153,3 +153,6 @@ chunk opaque2000-seeds01 opaque2000 --methods sds --objects "$FOUR" --seeds 0,1 
 # pixel weighs the references on its own 9 x 9 window (prior.local_window; a convolutional denoiser's view at
 # low noise), SDS at its recipe, seed 0 (2026-12-06).
 chunk local-w9t16b500-seed0 local-w9t16b500 --methods sds --objects "$FOUR" --seeds 0 prior.local_window=9 prior.local_below=500 prior.local_temperature=16  # 4
+# Without view-dependent prompting (guidance.view_dependent_prompting=false), SDS at its recipe, seed 0
+# (2026-12-06): how much Janus do the world's view words hold back?
+chunk noviewwords-seed0 noviewwords --methods sds --objects "$FOUR" --seeds 0 guidance.view_dependent_prompting=false  # 4
