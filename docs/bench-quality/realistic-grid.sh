@@ -156,3 +156,7 @@ chunk local-w9t16b500-seed0 local-w9t16b500 --methods sds --objects "$FOUR" --se
 # Without view-dependent prompting (guidance.view_dependent_prompting=false), SDS at its recipe, seed 0
 # (2026-12-06): how much Janus do the world's view words hold back?
 chunk noviewwords-seed0 noviewwords --methods sds --objects "$FOUR" --seeds 0 guidance.view_dependent_prompting=false  # 4
+# High noise first (t >= 600 at step 0, the floor annealed to 0.02 by step 200), SDS at its recipe, seed 0
+# (2026-12-06): the penguin started two-faced keeps more of its second face, so does a layout decided under
+# the strong high-t pull to the front keep more?
+chunk hight-early-seed0 hight-early --methods sds --objects "$FOUR" --seeds 0 "guidance.min_step_percent=[0,0.6,0.02,200]"  # 4
