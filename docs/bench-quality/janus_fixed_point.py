@@ -20,7 +20,7 @@ import torch
 
 from dreamer.config import build_config
 from dreamer.eval.janus import janus_score
-from dreamer.eval.metrics import heldout_cameras, image_metrics, object_renderer
+from dreamer.eval.metrics import heldout_cameras, object_renderer, silhouette_iou
 from dreamer.evaluation import run_renderer
 from dreamer.pipeline import build_system
 from dreamer.toy.catalogue import toy_object
@@ -50,7 +50,9 @@ class MirroredBack:
 
 
 def fit_to(system, target, steps: int) -> float:
-    """Fit the run's field to `target`'s albedo at the training cameras; the last step's RMSE."""
+    """Fit the run's field to `target` at the training cameras, albedo and lit renders in turn (SDS
+    sees both, the Janus score the lit ones); the last step's RMSE."""
+    m = system.cfg.material
     groups = [{"params": p, "lr": system._lr(n, 0)} for n, p in system._groups().items() if n != "fake_score"]
     adam = torch.optim.Adam(groups, betas=tuple(system.cfg.optimizer.betas), eps=system.cfg.optimizer.eps)
     for step in range(steps):
@@ -58,8 +60,6 @@ def fit_to(system, target, steps: int) -> float:
         for rep in system.particles:
             rep.prepare_step(step, g)
         cams = system.sampler.sample(step)
-        # Alternate albedo and lit steps: SDS sees both, and the Janus score sees the lit renders.
-        m = system.cfg.material
         ambient, diffuse = (1.0, 0.0) if step % 2 == 0 else (m.ambient_light, m.diffuse_light)
         mode = "albedo" if step % 2 == 0 else "shaded"
         rgb = system.render(cams, ShadingSpec(mode, ambient, diffuse), bg_color=WHITE)[0]["rgb"]
@@ -75,8 +75,7 @@ def fit_to(system, target, steps: int) -> float:
 def scores(system, cfg, obj) -> str:
     render_fn, truth_fn = run_renderer(system), object_renderer(obj)
     cams = heldout_cameras(cfg.camera, 16, 64)
-    truth = truth_fn(cams)
-    iou = image_metrics(render_fn, lambda _: truth, cams)["silhouette_iou"]
+    iou = silhouette_iou(render_fn(cams)[1], truth_fn(cams)[1])
     c = cfg.camera
     janus = janus_score(render_fn, truth_fn, c.eval_elevation, c.eval_distance, c.eval_fovy, 64)["janus_score"]
     return f"Janus {janus:+.2f}, IoU {iou:.3f}"
