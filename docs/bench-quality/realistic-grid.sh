@@ -160,3 +160,6 @@ chunk noviewwords-seed0 noviewwords --methods sds --objects "$FOUR" --seeds 0 gu
 # (2026-12-06): the penguin started two-faced keeps more of its second face, so does a layout decided under
 # the strong high-t pull to the front keep more?
 chunk hight-early-seed0 hight-early --methods sds --objects "$FOUR" --seeds 0 "guidance.min_step_percent=[0,0.6,0.02,200]"  # 4
+# A view-blind share (prior.view_blind=0.3: a share of the estimate is the prompt's mean reference, which the
+# caption lean makes a front), SDS at its recipe, seed 0 (2026-12-06; tried in the first version only before).
+chunk viewblind0.3-seed0 viewblind0.3 --methods sds --objects "$FOUR" --seeds 0 prior.view_blind=0.3  # 4
