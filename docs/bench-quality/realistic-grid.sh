@@ -163,3 +163,6 @@ chunk hight-early-seed0 hight-early --methods sds --objects "$FOUR" --seeds 0 "g
 # A view-blind share (prior.view_blind=0.3: a share of the estimate is the prompt's mean reference, which the
 # caption lean makes a front), SDS at its recipe, seed 0 (2026-12-06; tried in the first version only before).
 chunk viewblind0.3-seed0 viewblind0.3 --methods sds --objects "$FOUR" --seeds 0 prior.view_blind=0.3  # 4
+# The caption lean and the view odds with the exact weighing (full resolution, temperature 1): the exact score of
+# the front-leaning caption mixture, what a perfectly trained denoiser would learn. SDS, seed 0 (2026-12-06).
+chunk exact-weighing-seed0 exact-weighing --methods sds --objects "$FOUR" --seeds 0 prior.posterior_resolution=64 prior.posterior_temperature=1  # 4
