@@ -102,7 +102,8 @@ class PriorConfig:
     view_fidelity: Annotated[NumberOrAuto, Range(0, 1)] = "auto"  # toy: an object's mass on references of the asked view; auto: 0.7 (exact world), 0.3 (realistic, used there only with view_odds=0)
     refs_per_object: Int(1, 5000) = 200  # toy: reference renders per catalogue object
     catalogue: Optional[str] = None  # toy: YAML file adding user objects from meshes
-    world: Choice("exact", "realistic") = "exact"  # toy: the exact mixture score, or one that generalizes like a real prior
+    world: Choice("exact", "realistic", "trained") = "exact"  # toy: the exact mixture score, one that generalizes like a real prior, or a trained UNet (prior.denoiser)
+    denoiser: Optional[str] = None  # toy, trained world: the weights file docs/bench-quality/train_toy_denoiser.py wrote
     posterior_resolution: Int(1, 64) = 8  # toy, realistic world: the references are weighed on an R x R view of x_t
     posterior_temperature: Float(1, 1e6) = 64.0  # toy, realistic world: the weighing assumes sqrt(T) times the noise
     front_lean: Float(0, 10) = 3.0  # toy, realistic world: a reference weighs exp(lean * cos(azimuth)) in its group

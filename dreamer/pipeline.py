@@ -21,7 +21,7 @@ from .export.usdz import MISSING as USD_MISSING
 from .export.usdz import usd_available, write_usdz
 from .export.writers import write_glb, write_obj
 from .guidance import FAKE_SCORE_METHODS
-from .priors.factory import build_prior, check_prior
+from .priors.factory import build_prior, check_prior, denoiser_metadata
 from .representations import representation_class
 from .runs import RunDir, check_output_dir, default_run_dir, run_progress
 from .toy.catalogue import Catalogue, toy_object
@@ -46,7 +46,12 @@ def validate(cfg: ExperimentConfig) -> None:
     validate_colours(cfg, check_prior(cfg.prior))
     if cfg.prior.name == "toy":
         catalogue = Catalogue.with_extension(cfg.prior.catalogue)
-        catalogue.resolve(cfg.prompt)
+        obj, _ = catalogue.resolve(cfg.prompt)
+        if cfg.prior.world == "trained" and obj is not None:
+            name = catalogue.objects[obj].name
+            if name not in denoiser_metadata(cfg.prior.denoiser)["objects"]:
+                raise UserError(f"the trained toy denoiser was not trained on '{name}'; "
+                                "use prior.world=exact or realistic for it")
         if cfg.guidance.negative_prompt.strip():  # the toy prior embeds it like a prompt
             try:
                 catalogue.resolve(cfg.guidance.negative_prompt)

@@ -1,6 +1,8 @@
 """Pick a prior by name: "toy" (the embedded toy world) or a diffusers pipeline (hub id or folder)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import UserError
 from ..yamldata import clip
 
@@ -18,9 +20,23 @@ def check_prior(cfg):
             raise UserError(f"prior.posterior_resolution must divide 64 (1, 2, 4, 8, 16, 32 or 64), got {cfg.posterior_resolution}")
         if cfg.local_window % 2 == 0 and cfg.local_window:
             raise UserError(f"prior.local_window must be 0 (off) or odd, so the window centres on its pixel; got {cfg.local_window}")
+        if cfg.world == "trained":
+            denoiser_metadata(cfg.denoiser)
         return None
     from .hub import resolve  # start-up: huggingface_hub, for real priors only
     return resolve(cfg.name, cfg.revision)
+
+
+def denoiser_metadata(path) -> dict:
+    """The trained world's weights file's metadata (its objects); UserError if it is missing or not one."""
+    from ..toy.denoiser_file import read_metadata
+    fix = "train one with docs/bench-quality/train_toy_denoiser.py"
+    if not path or not Path(path).is_file():
+        raise UserError(f"prior.world=trained needs prior.denoiser, a weights file (got {clip(str(path))}); {fix}")
+    try:
+        return read_metadata(path)
+    except ValueError as exc:
+        raise UserError(f"prior.denoiser: {exc}; {fix}") from None
 
 
 def build_prior(cfg, progress=None):
@@ -28,7 +44,12 @@ def build_prior(cfg, progress=None):
     if source is None:
         from ..toy.catalogue import Catalogue  # start-up: torch loads after the checks above
         from ..toy.prior import ToyPrior  # start-up
-        return ToyPrior(Catalogue.with_extension(cfg.catalogue), resolution=64, refs_per_object=cfg.refs_per_object,
+        catalogue = Catalogue.with_extension(cfg.catalogue)
+        if cfg.world == "trained":
+            from ..toy.trained_prior import TrainedToyPrior  # start-up
+            return TrainedToyPrior(cfg.denoiser, catalogue, resolution=64, refs_per_object=cfg.refs_per_object,
+                                   progress=progress)
+        return ToyPrior(catalogue, resolution=64, refs_per_object=cfg.refs_per_object,
                         view_fidelity=cfg.view_fidelity, progress=progress, world=cfg.world,
                         posterior_resolution=cfg.posterior_resolution, posterior_temperature=cfg.posterior_temperature,
                         front_lean=cfg.front_lean, view_blind=cfg.view_blind, weigh_on=cfg.weigh_on,
