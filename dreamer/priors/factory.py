@@ -29,7 +29,7 @@ def check_prior(cfg):
 
 def denoiser_metadata(path) -> dict:
     """The trained world's weights file's metadata (its objects); UserError if it is missing or not one."""
-    from ..toy.denoiser_file import read_metadata
+    from ..toy.denoiser_file import read_metadata  # start-up: only the trained world reads it
     fix = "train one with docs/bench-quality/train_toy_denoiser.py"
     if not path or not Path(path).is_file():
         raise UserError(f"prior.world=trained needs prior.denoiser, a weights file (got {clip(str(path))}); {fix}")
