@@ -25,6 +25,7 @@ from .priors.factory import build_prior, check_prior, denoiser_metadata
 from .representations import representation_class
 from .runs import RunDir, check_output_dir, default_run_dir, run_progress
 from .toy.catalogue import Catalogue, toy_object
+from .toy.denoiser_file import check_trained_on
 from .yamldata import first_line
 
 
@@ -48,10 +49,7 @@ def validate(cfg: ExperimentConfig) -> None:
         catalogue = Catalogue.with_extension(cfg.prior.catalogue)
         obj, _ = catalogue.resolve(cfg.prompt)
         if cfg.prior.world == "trained" and obj is not None:
-            name = catalogue.objects[obj].name
-            if name not in denoiser_metadata(cfg.prior.denoiser)["objects"]:
-                raise UserError(f"the trained toy denoiser was not trained on '{name}'; "
-                                "use prior.world=exact or realistic for it")
+            check_trained_on(denoiser_metadata(cfg.prior.denoiser)["objects"], catalogue.objects[obj].name)
         if cfg.guidance.negative_prompt.strip():  # the toy prior embeds it like a prompt
             try:
                 catalogue.resolve(cfg.guidance.negative_prompt)

@@ -12,12 +12,12 @@ object (cached like the prior's). On the project's 2-core CPU a step of 64 image
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from dreamer.atomic import write_with
 from dreamer.toy.catalogue import Catalogue
 from dreamer.toy.denoiser import save_denoiser
 from dreamer.toy.denoiser_training import Captions, new_state, train_steps, training_facts
@@ -41,7 +41,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / "state.pt"
     if saved.exists():  # our own file from an earlier call of this script
-        s = torch.load(saved, weights_only=False)
+        s = torch.load(saved, weights_only=True)
         state.net.load_state_dict(s["net"]), state.ema.load_state_dict(s["ema"]), state.opt.load_state_dict(s["opt"])
         state.step = s["step"]
         g.set_state(s["g"])
@@ -50,13 +50,11 @@ def main() -> None:
     while time.monotonic() < end:
         train_steps(state, refs, captions, g, seconds=end - time.monotonic(), max_steps=state.step + 200,
                     decay_from=args.decay_from, decay_steps=args.decay_steps, log=log)
-        tmp = saved.with_suffix(".tmp")
-        torch.save({"net": state.net.state_dict(), "ema": state.ema.state_dict(), "opt": state.opt.state_dict(),
-                    "step": state.step, "g": g.get_state()}, tmp)
-        os.replace(tmp, saved)
+        checkpoint = {"net": state.net.state_dict(), "ema": state.ema.state_dict(), "opt": state.opt.state_dict(),
+                      "step": state.step, "g": g.get_state()}
+        write_with(saved, lambda tmp: torch.save(checkpoint, tmp))
     weights = args.out / "denoiser.safetensors"
-    save_denoiser(state.ema, weights.with_suffix(".tmp"), training_facts(state, captions, args.refs_per_object))
-    os.replace(weights.with_suffix(".tmp"), weights)
+    write_with(weights, lambda tmp: save_denoiser(state.ema, tmp, training_facts(state, captions, args.refs_per_object)))
     print(f"step {state.step}: wrote {weights}")
 
 

@@ -22,6 +22,16 @@ from ..cameras import VIEW_LABELS
 from .denoiser_file import FORMAT, read_metadata
 
 
+def condition_vectors(n_objects: int, objects: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """(B, n_objects + 1 + len(VIEW_LABELS) + 1): one-hot object index (n_objects: none), then one-hot
+    view-label index (len(VIEW_LABELS): none)."""
+    c = torch.zeros(len(objects), n_objects + 1 + len(VIEW_LABELS) + 1)
+    rows = torch.arange(len(objects))
+    c[rows, objects] = 1
+    c[rows, n_objects + 1 + words] = 1
+    return c
+
+
 class _Block(nn.Module):
     """GroupNorm -> SiLU -> conv, the conditioning as a scale and shift, -> SiLU -> conv, plus a skip."""
 
@@ -77,10 +87,9 @@ class ToyDenoiser(nn.Module):
 
     def condition(self, obj: int | None, label: str | None) -> torch.Tensor:
         """The conditioning vector: one-hot object (None: the empty prompt) and one-hot view word."""
-        c = torch.zeros(self.cond_dim)
-        c[len(self.objects) if obj is None else obj] = 1
-        c[len(self.objects) + 1 + (len(VIEW_LABELS) if label is None else VIEW_LABELS.index(label))] = 1
-        return c
+        n = len(self.objects)
+        word = len(VIEW_LABELS) if label is None else VIEW_LABELS.index(label)
+        return condition_vectors(n, torch.tensor([n if obj is None else obj]), torch.tensor([word]))[0]
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         half = self.emb_dim // 2

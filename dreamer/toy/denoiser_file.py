@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import struct
 
+from ..errors import UserError
+
 FORMAT = "dreamer-toy-denoiser-1"
 MAX_HEADER = 1 << 20  # our headers are a few kB; a larger length means another kind of file
 
@@ -27,3 +29,10 @@ def read_metadata(path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a toy denoiser file (no {FORMAT} metadata)")
     return meta
+
+
+def check_trained_on(meta_objects: list[str], name: str) -> None:
+    """UserError unless the network was trained on the catalogue object `name`."""
+    if name not in meta_objects:
+        raise UserError(f"the trained toy denoiser was not trained on '{name}' (it knows {', '.join(meta_objects)}); "
+                        "use prior.world=exact or realistic for it")

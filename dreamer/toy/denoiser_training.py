@@ -18,7 +18,7 @@ import torch
 
 from ..cameras import VIEW_LABELS
 from ..priors.base import sd_alphas_cumprod
-from .denoiser import ToyDenoiser
+from .denoiser import ToyDenoiser, condition_vectors
 
 
 @dataclass
@@ -43,11 +43,8 @@ def caption_batch(refs, n_objects: int, size: int, captions: Captions, g: torch.
     wrong = torch.rand(size, generator=g) >= captions.p_right
     label[wrong] = torch.randint(0, len(VIEW_LABELS), (int(wrong.sum()),), generator=g)
     no_word = empty | (torch.rand(size, generator=g) >= captions.p_view)
-    n_obj_slots = n_objects + 1
-    cond = torch.zeros(size, n_obj_slots + len(VIEW_LABELS) + 1)
-    cond[torch.arange(size), torch.where(empty, n_objects, refs.object_ids[idx])] = 1
-    cond[torch.arange(size), n_obj_slots + torch.where(no_word, len(VIEW_LABELS), label)] = 1
-    return idx, cond
+    return idx, condition_vectors(n_objects, torch.where(empty, n_objects, refs.object_ids[idx]),
+                                  torch.where(no_word, len(VIEW_LABELS), label))
 
 
 @dataclass

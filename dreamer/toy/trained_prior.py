@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
 from .denoiser import load_denoiser
+from .denoiser_file import check_trained_on
 from .prior import ToyPrior
 
 
@@ -20,9 +20,8 @@ class TrainedToyPrior(ToyPrior):
     def __init__(self, weights, *args, **kwargs):
         kwargs["world"] = "exact"  # the references are loaded as for the exact world; the scores are the net's
         super().__init__(*args, **kwargs)
-        self.net, self.meta = load_denoiser(weights)  # check_prior has read its metadata
+        self.net, _ = load_denoiser(weights)  # check_prior has read its metadata
         self.world = "trained"
-        self._index = {name: i for i, name in enumerate(self.net.objects)}
 
     def check_prompt(self, prompt: str) -> None:
         self._conditioning(prompt)
@@ -32,10 +31,8 @@ class TrainedToyPrior(ToyPrior):
         if obj is None:
             return self.net.condition(None, label)
         name = self.catalogue.objects[obj].name
-        if name not in self._index:
-            raise UserError(f"the trained toy denoiser knows {', '.join(self.net.objects)}, not '{name}'; "
-                            "use prior.world=exact or realistic for it")
-        return self.net.condition(self._index[name], label)
+        check_trained_on(self.net.objects, name)
+        return self.net.condition(self.net.objects.index(name), label)
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         return torch.stack([self._conditioning(p) for p in prompts])
